@@ -1,0 +1,349 @@
+# shellcheck shell=bash
+# scripts/lib.sh — shared helpers for scripts/dev, scripts/test and scripts/bench.
+#
+# Source it; do not run it. Every service started through these functions is
+# recorded, and stop_all stops exactly those (safe to call twice), so callers do:
+#
+#   trap stop_all EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
+#
+# Services listen on 127.0.0.1 only, on ports and in directories chosen by the
+# caller, so they never clash with a system Redis or PostgreSQL.
+
+SIGILLO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Services started by this shell, for stop_all.
+_SIGILLO_PIDS=()        # plain processes (the gateway in scripts/dev)
+_SIGILLO_REDIS=()       # "PORT:PIDFILE"
+_SIGILLO_PGDATA=()      # PostgreSQL data directories
+
+log() { printf '[sigillo] %s\n' "$*" >&2; }
+die() {
+	printf '[sigillo] error: %s\n' "$*" >&2
+	exit 1
+}
+
+# Run a command as root (sudo when the caller is not root).
+_as_root() {
+	if [[ ${EUID} -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root (or sudo) to run: $*"
+	fi
+}
+
+_pkg_installed() {
+	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+# Is the Debian package $1 (or what it provides) present?
+_dep_present() {
+	case "$1" in
+	softhsm2) command -v softhsm2-util >/dev/null 2>&1 && softhsm_module >/dev/null 2>&1 ;;
+	redis-server) command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ;;
+	postgresql) pg_bindir >/dev/null 2>&1 ;;
+	jq | curl | openssl | pkg-config) command -v "$1" >/dev/null 2>&1 ;;
+	build-essential) { command -v cc && command -v make; } >/dev/null 2>&1 || _pkg_installed "$1" ;;
+	*) _pkg_installed "$1" ;;
+	esac
+}
+
+# Install, with apt-get, whatever the stack and the Rust build need and is missing.
+# Does not touch apt at all when everything is present.
+sigillo_install_deps() {
+	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential)
+	local missing=() p
+	for p in "${pkgs[@]}"; do
+		_dep_present "$p" || missing+=("$p")
+	done
+	if [[ ${#missing[@]} -eq 0 ]]; then
+		return 0
+	fi
+	command -v apt-get >/dev/null 2>&1 || die "missing packages (${missing[*]}) and no apt-get: install them by hand"
+	log "installing: ${missing[*]}"
+	_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	for p in "${missing[@]}"; do
+		_dep_present "$p" || die "package $p installed but still not usable"
+	done
+}
+
+# Make cargo reachable (rustup installs it under ~/.cargo/bin) or fail clearly.
+require_cargo() {
+	if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-${HOME}/.cargo}/bin/cargo" ]]; then
+		PATH="${CARGO_HOME:-${HOME}/.cargo}/bin:${PATH}"
+		export PATH
+	fi
+	command -v cargo >/dev/null 2>&1 ||
+		die "cargo not found: install the Rust toolchain (https://rustup.rs) and make sure cargo is on PATH"
+}
+
+# Path of the SoftHSM2 PKCS#11 module.
+softhsm_module() {
+	local f
+	for f in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
+		/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so; do
+		if [[ -e $f ]]; then
+			printf '%s\n' "$f"
+			return 0
+		fi
+	done
+	f="$(find /usr/lib /usr/local/lib -name libsofthsm2.so -print -quit 2>/dev/null || true)"
+	[[ -n $f ]] || return 1
+	printf '%s\n' "$f"
+}
+
+# Directory of the newest PostgreSQL server binaries (Debian layout).
+pg_bindir() {
+	local d best=""
+	for d in /usr/lib/postgresql/*/bin; do
+		[[ -x $d/initdb && -x $d/pg_ctl ]] || continue
+		if [[ -z $best ]] || [[ "$(printf '%s\n%s\n' "$best" "$d" | sort -V | tail -n 1)" == "$d" ]]; then
+			best=$d
+		fi
+	done
+	[[ -n $best ]] || return 1
+	printf '%s\n' "$best"
+}
+
+# Exit status 0 when something accepts connections on 127.0.0.1:$1.
+port_in_use() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Print a free TCP port on 127.0.0.1, outside the ephemeral range; never one of
+# the ports given as arguments.
+free_port() {
+	local port i p taken
+	for ((i = 0; i < 200; i++)); do
+		if command -v python3 >/dev/null 2>&1; then
+			port="$(python3 - <<'PY'
+import random, socket
+for _ in range(100):
+    p = random.randint(20000, 32000)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+)"
+		else
+			port=$((20000 + RANDOM % 12000))
+			port_in_use "$port" && port=""
+		fi
+		[[ -n $port ]] || continue
+		taken=0
+		for p in "$@"; do
+			[[ $p == "$port" ]] && taken=1
+		done
+		if [[ $taken -eq 0 ]]; then
+			printf '%s\n' "$port"
+			return 0
+		fi
+	done
+	die "no free TCP port found"
+}
+
+# Random strings from the kernel CSPRNG (rejection sampling: no modulo bias).
+rand_digits() {
+	local n=$1 out="" b
+	while ((${#out} < n)); do
+		for b in $(od -An -tu1 -N64 /dev/urandom); do
+			((b < 250)) && out+=$((b % 10))
+		done
+	done
+	printf '%s' "${out:0:n}"
+}
+rand_alnum() {
+	local n=$1 out="" b
+	local chars=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
+	while ((${#out} < n)); do
+		for b in $(od -An -tu1 -N64 /dev/urandom); do
+			((b < 248)) && out+=${chars:$((b % 62)):1}
+		done
+	done
+	printf '%s' "${out:0:n}"
+}
+rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+# start_redis DIR PORT [PERSIST] — redis-server on 127.0.0.1:PORT with its files
+# in DIR/redis. PERSIST=yes turns on the append-only file (dev); default: no
+# persistence at all (tests). Returns once PING answers PONG.
+start_redis() {
+	local dir=$1 port=$2 persist=${3:-no}
+	local rdir="${dir}/redis"
+	local pidfile="${rdir}/redis.pid"
+	mkdir -p "$rdir"
+	if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&
+		[[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
+		log "redis already running on 127.0.0.1:${port} (pid $(cat "$pidfile")), reusing it"
+	else
+		port_in_use "$port" && die "port ${port} is taken by another process: cannot start redis there"
+		rm -f "$pidfile"
+		redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
+			--dir "$rdir" --daemonize yes --pidfile "$pidfile" --logfile "${rdir}/redis.log" \
+			--save '' --appendonly "$persist" --appendfsync everysec \
+			>/dev/null || die "redis-server failed to start (see ${rdir}/redis.log)"
+	fi
+	_SIGILLO_REDIS+=("${port}:${pidfile}")
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
+			log "redis ready on 127.0.0.1:${port}"
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "${rdir}/redis.log" >&2 2>/dev/null || true
+	die "redis did not answer PING on 127.0.0.1:${port}"
+}
+
+# Run a PostgreSQL server binary as an unprivileged account: PostgreSQL refuses
+# to run as root. From / so that an unreadable cwd does not matter.
+_pg_run() {
+	if [[ ${EUID} -eq 0 ]]; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		(cd / && "$@")
+	fi
+}
+
+# start_postgres DIR PORT — a throwaway cluster in DIR/pg (created on first use),
+# listening on 127.0.0.1:PORT only, its unix socket in DIR/pg, log in DIR/pg.log,
+# with a database named sigillo.
+start_postgres() {
+	local dir=$1 port=$2
+	local pgdata="${dir}/pg" logfile="${dir}/pg.log" bin
+	bin="$(pg_bindir)" || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+	mkdir -p "$pgdata"
+	touch "$logfile"
+	if [[ ${EUID} -eq 0 ]]; then
+		id postgres >/dev/null 2>&1 || die "no 'postgres' account (install the postgresql package)"
+		chown postgres: "$pgdata" "$logfile"
+		runuser -u postgres -- test -x "$pgdata" -a -w "$logfile" ||
+			die "user postgres cannot reach ${pgdata}: every parent directory must be traversable (chmod o+x), or choose a directory under /tmp"
+	fi
+	chmod 700 "$pgdata"
+
+	if [[ ! -s "${pgdata}/PG_VERSION" ]]; then
+		log "initdb ${pgdata}"
+		_pg_run "${bin}/initdb" -D "$pgdata" --auth=trust -U postgres --encoding=UTF8 --locale=C \
+			>"${dir}/initdb.log" 2>&1 || {
+			cat "${dir}/initdb.log" >&2
+			die "initdb failed"
+		}
+	fi
+	# A unix socket path is limited to ~107 bytes: keep it in DIR/pg unless that is too long.
+	local sockdir=$pgdata
+	if ((${#pgdata} > 90)); then
+		sockdir="/tmp/sigillo-pgsock-${port}"
+		mkdir -p "$sockdir"
+		if [[ ${EUID} -eq 0 ]]; then
+			chown postgres: "$sockdir"
+		fi
+	fi
+	# Our settings live in their own file, rewritten on every start (the port may change).
+	grep -q "^include_if_exists = 'sigillo.conf'" "${pgdata}/postgresql.conf" ||
+		printf '%s\n' "include_if_exists = 'sigillo.conf'" >>"${pgdata}/postgresql.conf"
+	cat >"${pgdata}/sigillo.conf" <<CONF
+# written by scripts/lib.sh start_postgres; rewritten on every start
+listen_addresses = '127.0.0.1'
+port = ${port}
+unix_socket_directories = '${sockdir}'
+max_connections = 300
+CONF
+	if [[ ${EUID} -eq 0 ]]; then
+		chown postgres: "${pgdata}/sigillo.conf"
+	fi
+
+	if _pg_run "${bin}/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+		log "postgresql already running in ${pgdata}, reusing it"
+	else
+		port_in_use "$port" && die "port ${port} is taken by another process: cannot start postgresql there"
+		_pg_run "${bin}/pg_ctl" -D "$pgdata" -l "$logfile" -w -t 60 start >/dev/null || {
+			tail -n 30 "$logfile" >&2
+			die "postgresql failed to start (log: ${logfile})"
+		}
+	fi
+	_SIGILLO_PGDATA+=("$pgdata")
+
+	local psql=("${bin}/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1)
+	if [[ "$("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = 'sigillo'")" != 1 ]]; then
+		"${psql[@]}" -c 'CREATE DATABASE sigillo' >/dev/null
+	fi
+	log "postgresql ready on 127.0.0.1:${port} (database sigillo)"
+}
+
+# init_hsm DIR [LABEL [SO_PIN [USER_PIN]]] — write DIR/softhsm2.conf (tokens in
+# DIR/tokens), export SOFTHSM2_CONF, and create the token LABEL unless a token
+# with that label exists. Defaults: $SIGILLO_HSM_LABEL (else "sigillo"),
+# $SIGILLO_HSM_SO_PIN, $SIGILLO_HSM_PIN.
+init_hsm() {
+	local dir=$1
+	local label=${2:-${SIGILLO_HSM_LABEL:-sigillo}}
+	local so_pin=${3:-${SIGILLO_HSM_SO_PIN:-}}
+	local pin=${4:-${SIGILLO_HSM_PIN:-}}
+	[[ -n $so_pin && -n $pin ]] || die "init_hsm: SO PIN and user PIN are required"
+	local template="${SIGILLO_ROOT}/hsm/softhsm2.conf.template"
+	[[ -r $template ]] || die "missing ${template}"
+	mkdir -p "${dir}/tokens"
+	chmod 700 "${dir}/tokens"
+	local conf
+	conf="$(<"$template")"
+	conf=${conf//@TOKENDIR@/${dir}/tokens}
+	printf '%s\n' "$conf" >"${dir}/softhsm2.conf"
+	SOFTHSM2_CONF="${dir}/softhsm2.conf"
+	export SOFTHSM2_CONF
+	"${SIGILLO_ROOT}/hsm/init-token" "$label" "$so_pin" "$pin"
+}
+
+# Stop everything started by this shell through these functions. Idempotent.
+stop_all() {
+	local p i entry port pidfile pid pgdata bin
+	for p in "${_SIGILLO_PIDS[@]}"; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -TERM "$p" 2>/dev/null || true
+			for ((i = 0; i < 100; i++)); do
+				kill -0 "$p" 2>/dev/null || break
+				sleep 0.1
+			done
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+	done
+	_SIGILLO_PIDS=()
+
+	for entry in "${_SIGILLO_REDIS[@]}"; do
+		port=${entry%%:*}
+		pidfile=${entry#*:}
+		pid="$(cat "$pidfile" 2>/dev/null || true)"
+		redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+		if [[ -n $pid ]]; then
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			if [[ "$(cat "/proc/${pid}/comm" 2>/dev/null || true)" == redis-server* ]]; then
+				kill -KILL "$pid" 2>/dev/null || true
+			fi
+		fi
+		log "redis on port ${port} stopped"
+	done
+	_SIGILLO_REDIS=()
+
+	if [[ ${#_SIGILLO_PGDATA[@]} -gt 0 ]]; then
+		bin="$(pg_bindir || true)"
+		for pgdata in "${_SIGILLO_PGDATA[@]}"; do
+			if [[ -n $bin ]] && _pg_run "${bin}/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+				_pg_run "${bin}/pg_ctl" -D "$pgdata" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+				log "postgresql in ${pgdata} stopped"
+			fi
+		done
+	fi
+	_SIGILLO_PGDATA=()
+}

@@ -1,0 +1,112 @@
+//! First activation of a credential: PUK from the sealed envelope + OTP → first PIN.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{is_digits, ActivationError, SecretKind, PUK_MAX_FAILURES};
+use crate::audit;
+use crate::db::repo;
+use crate::model::CredentialStatus;
+use crate::services::Services;
+
+/// A subscriber's request to activate their credential.
+pub struct ActivateCommand {
+    pub user_id: String,
+    pub credential_id: Uuid,
+    pub puk: String,
+    pub new_pin: String,
+    pub otp: String,
+}
+
+/// Activates the credential; returns its new status (`active`).
+pub async fn activate(
+    services: &Services,
+    cmd: ActivateCommand,
+) -> Result<CredentialStatus, ActivationError> {
+    let result = run(services, &cmd).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(ActivationError::WrongPuk { .. }) => "wrong_puk",
+        Err(ActivationError::PukBlocked) => "puk_blocked",
+        Err(ActivationError::Otp(_)) => "wrong_otp",
+        Err(_) => "refused",
+    };
+    audit::record(
+        &services.db,
+        &cmd.user_id,
+        "credential.activate",
+        Some(cmd.credential_id),
+        outcome,
+        json!({}),
+    )
+    .await?;
+    result
+}
+
+async fn run(
+    services: &Services,
+    cmd: &ActivateCommand,
+) -> Result<CredentialStatus, ActivationError> {
+    if !is_digits(&cmd.new_pin, 8) {
+        return Err(ActivationError::Malformed {
+            field: "new_pin",
+            reason: "the PIN must be exactly 8 digits",
+        });
+    }
+    if !is_digits(&cmd.puk, 8) {
+        return Err(ActivationError::Malformed {
+            field: "puk",
+            reason: "the PUK is 8 digits",
+        });
+    }
+    let credential = repo::credentials::find(&services.db, cmd.credential_id)
+        .await?
+        .filter(|c| c.user_id == cmd.user_id)
+        .ok_or(ActivationError::CredentialNotFound)?;
+    match credential.status {
+        CredentialStatus::Inactive => {}
+        CredentialStatus::Blocked => return Err(ActivationError::PukBlocked),
+        other => return Err(ActivationError::WrongState(other)),
+    }
+    let user = repo::users::find(&services.db, &cmd.user_id)
+        .await?
+        .ok_or(ActivationError::CredentialNotFound)?;
+    // The OTP first: without the subscriber's phone or app, no PUK guess is even tried.
+    services.otp.verify(&user, &cmd.otp).await?;
+    let puk_ok = services
+        .pins
+        .matches(
+            SecretKind::Puk,
+            credential.credential_id,
+            &cmd.puk,
+            &credential.puk_hmac,
+        )
+        .await?;
+    if !puk_ok {
+        let (failures, status) = repo::credentials::record_puk_failure(
+            &services.db,
+            credential.credential_id,
+            PUK_MAX_FAILURES,
+        )
+        .await?;
+        return Err(if status == CredentialStatus::Blocked {
+            ActivationError::PukBlocked
+        } else {
+            ActivationError::WrongPuk {
+                remaining: PUK_MAX_FAILURES - failures,
+            }
+        });
+    }
+    let pin_hmac = services
+        .pins
+        .digest(SecretKind::Pin, credential.credential_id, &cmd.new_pin)
+        .await?;
+    if !repo::credentials::activate(&services.db, credential.credential_id, &pin_hmac).await? {
+        // A concurrent request changed the state first.
+        let now = repo::credentials::find(&services.db, credential.credential_id)
+            .await?
+            .map_or(CredentialStatus::Revoked, |c| c.status);
+        return Err(ActivationError::WrongState(now));
+    }
+    Ok(CredentialStatus::Active)
+}

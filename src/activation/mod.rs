@@ -1,0 +1,53 @@
+//! Signature activation: the subscriber's PIN and PUK, checked through HMACs computed inside
+//! the HSM, and the activation of a new credential with the PUK from the sealed envelope.
+//!
+//! Invariants: no PIN or PUK is ever stored, logged or sent anywhere in clear; a wrong PUK is
+//! counted atomically and the 10th blocks the credential for good; only an `inactive`
+//! credential can be activated, and only by its owner with the right PUK and a valid OTP.
+
+mod activate;
+mod pin;
+mod send_otp;
+
+pub use activate::{activate, ActivateCommand};
+pub use pin::{PinVault, SecretKind};
+pub use send_otp::send_otp;
+
+use crate::db::DbError;
+use crate::hsm::HsmError;
+use crate::model::CredentialStatus;
+use crate::otp::OtpError;
+
+/// Wrong PINs before a credential is PIN-blocked.
+pub const PIN_MAX_FAILURES: i32 = 3;
+/// Wrong PUKs before a credential is blocked for good.
+pub const PUK_MAX_FAILURES: i32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    /// Unknown, or somebody else's: the two are never told apart.
+    #[error("Invalid parameter credentialID")]
+    CredentialNotFound,
+    #[error("{field}: {reason}")]
+    Malformed {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("the credential is {0}")]
+    WrongState(CredentialStatus),
+    #[error("wrong PUK; {remaining} attempts left")]
+    WrongPuk { remaining: i32 },
+    #[error("too many wrong PUKs: the credential is blocked for good")]
+    PukBlocked,
+    #[error(transparent)]
+    Otp(#[from] OtpError),
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// True if `value` is exactly `len` ASCII digits.
+pub fn is_digits(value: &str, len: usize) -> bool {
+    value.len() == len && value.bytes().all(|b| b.is_ascii_digit())
+}

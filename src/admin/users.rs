@@ -1,0 +1,33 @@
+//! `/admin/v1/users` and their credentials.
+
+use actix_web::{web, HttpResponse};
+
+use super::wire::{
+    CreateCredentialRequest, CreateCredentialResponse, CreateUserRequest, CreateUserResponse,
+};
+use crate::enrolment;
+use crate::error::ApiError;
+use crate::extract::Admin;
+use crate::services::Services;
+
+/// `POST /admin/v1/users` → 201.
+pub async fn create_user(
+    services: web::Data<Services>,
+    _: Admin,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let created = enrolment::create_user(&services, body.into_inner().try_into()?).await?;
+    Ok(HttpResponse::Created().json(CreateUserResponse::from(created)))
+}
+
+/// `POST /admin/v1/users/{user_id}/credentials` → 201, with the PUK shown this once.
+pub async fn create_credential(
+    services: web::Data<Services>,
+    _: Admin,
+    path: web::Path<String>,
+    body: web::Json<CreateCredentialRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let command = body.into_inner().into_command(path.into_inner())?;
+    let created = enrolment::create_credential(&services, command).await?;
+    Ok(HttpResponse::Created().json(CreateCredentialResponse::from(created)))
+}

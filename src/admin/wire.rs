@@ -1,0 +1,105 @@
+//! Admin request and response shapes, and their conversion into domain commands.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::enrolment::{CreatedCredential, CreatedUser, NewCredential, NewUser};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub user_id: String,
+    pub password: String,
+    pub given_name: String,
+    pub surname: String,
+    pub fiscal_code: String,
+    pub email: String,
+    pub phone: String,
+    pub otp_method: String,
+}
+
+impl TryFrom<CreateUserRequest> for NewUser {
+    type Error = ApiError;
+    fn try_from(r: CreateUserRequest) -> Result<Self, ApiError> {
+        Ok(NewUser {
+            otp_method: r
+                .otp_method
+                .parse()
+                .map_err(|()| ApiError::invalid_request("otp_method: \"sms\" or \"totp\""))?,
+            user_id: r.user_id,
+            password: r.password,
+            given_name: r.given_name,
+            surname: r.surname,
+            fiscal_code: r.fiscal_code,
+            email: r.email,
+            phone: r.phone,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct CreateUserResponse {
+    pub user_id: String,
+    pub otp_method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_uri: Option<String>,
+}
+
+impl From<CreatedUser> for CreateUserResponse {
+    fn from(u: CreatedUser) -> Self {
+        CreateUserResponse {
+            user_id: u.user_id,
+            otp_method: u.otp_method.as_str(),
+            totp_uri: u.totp_uri,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredentialRequest {
+    pub key_algo: String,
+    pub purpose: String,
+    pub validity_days: Option<u32>,
+}
+
+impl CreateCredentialRequest {
+    pub fn into_command(self, user_id: String) -> Result<NewCredential, ApiError> {
+        Ok(NewCredential {
+            user_id,
+            key_algo: self.key_algo.parse().map_err(|()| {
+                ApiError::invalid_request("key_algo: ec-p256, ec-p384, rsa-2048 or rsa-3072")
+            })?,
+            purpose: self
+                .purpose
+                .parse()
+                .map_err(|()| ApiError::invalid_request("purpose: signing or authentication"))?,
+            validity_days: self.validity_days,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct Activation {
+    pub puk: String,
+}
+
+#[derive(Serialize)]
+pub struct CreateCredentialResponse {
+    pub credential_id: Uuid,
+    pub status: &'static str,
+    pub serial_number: String,
+    pub activation: Activation,
+}
+
+impl From<CreatedCredential> for CreateCredentialResponse {
+    fn from(c: CreatedCredential) -> Self {
+        CreateCredentialResponse {
+            credential_id: c.credential_id,
+            status: c.status.as_str(),
+            serial_number: c.serial_number,
+            activation: Activation { puk: c.puk },
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Subscriber authentication: the password policy and hashing, login, and access tokens.
+//!
+//! Invariants: passwords are stored only as Argon2id hashes; a login for an unknown user costs
+//! the same as one with a wrong password; access tokens are HS256 JWTs checked without any
+//! database round trip.
+
+mod login;
+mod password;
+mod token;
+
+pub use login::login;
+pub use password::{check_policy, hash_password, verify_password, PolicyViolation};
+pub use token::{AccessToken, Claims, Tokens};
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user or wrong password: the two are never told apart.
+    #[error("invalid user or password")]
+    InvalidCredentials,
+    #[error("the access token is missing, malformed, expired or forged")]
+    InvalidToken,
+    #[error(transparent)]
+    Policy(#[from] PolicyViolation),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}

@@ -1,0 +1,134 @@
+//! Just enough DER to take a certificate apart and put it back together, and to write the
+//! small structures openssl has no builder for (QC statements).
+
+/// Splits the first TLV off `der`: (whole element, rest).
+pub fn split_first(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&_tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = rest.get(..n)?;
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, 2 + n)
+    };
+    der.split_at_checked(header.checked_add(len)?)
+}
+
+/// The content of the TLV at the start of `der`.
+pub fn content(der: &[u8]) -> Option<&[u8]> {
+    let (element, _) = split_first(der)?;
+    let header = element.len() - content_len(element)?;
+    element.get(header..)
+}
+
+fn content_len(element: &[u8]) -> Option<usize> {
+    let first = *element.get(1)?;
+    Some(if first < 0x80 {
+        usize::from(first)
+    } else {
+        element.len() - 2 - usize::from(first & 0x7f)
+    })
+}
+
+/// Encodes a TLV.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = Vec::with_capacity(len + 6);
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let significant = bytes.get(skip..).unwrap_or_default();
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// DER of an OBJECT IDENTIFIER given as arcs.
+pub fn oid(arcs: &[u64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut push = |mut v: u64| {
+        let mut chunk = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            chunk.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        chunk.reverse();
+        body.extend(chunk);
+    };
+    match arcs {
+        [a, b, rest @ ..] => {
+            push(a * 40 + b);
+            rest.iter().for_each(|v| push(*v));
+        }
+        [a] => push(a * 40),
+        [] => {}
+    }
+    tlv(0x06, &body)
+}
+
+/// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }:
+/// returns the first two elements (with their headers).
+pub fn split_certificate(cert: &[u8]) -> Option<(&[u8], &[u8])> {
+    let body = content(cert)?;
+    let (tbs, rest) = split_first(body)?;
+    let (alg, _) = split_first(rest)?;
+    Some((tbs, alg))
+}
+
+/// Puts a certificate together from its parts and a new signature.
+pub fn assemble_certificate(tbs: &[u8], alg: &[u8], signature: &[u8]) -> Vec<u8> {
+    let bits = [&[0u8][..], signature].concat();
+    tlv(0x30, &[tbs, alg, &tlv(0x03, &bits)].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oids_encode_like_the_standard_says() {
+        // 1.2.840.10045.3.1.7 (P-256)
+        assert_eq!(
+            oid(&[1, 2, 840, 10045, 3, 1, 7]),
+            [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]
+        );
+        // 0.4.0.1862.1.1 (QcCompliance)
+        assert_eq!(
+            oid(&[0, 4, 0, 1862, 1, 1]),
+            [0x06, 0x06, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01]
+        );
+    }
+
+    #[test]
+    fn long_lengths_round_trip() {
+        let content = vec![0xabu8; 300];
+        let element = tlv(0x04, &content);
+        assert_eq!(&element[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(super::content(&element).unwrap(), &content[..]);
+        let (first, rest) = split_first(&[element.clone(), vec![0x05, 0x00]].concat())
+            .map(|(a, b)| (a.to_vec(), b.to_vec()))
+            .unwrap();
+        assert_eq!(first, element);
+        assert_eq!(rest, vec![0x05, 0x00]);
+    }
+
+    #[test]
+    fn truncated_input_is_refused() {
+        assert!(split_first(&[0x30, 0x05, 0x01]).is_none());
+        assert!(split_first(&[0x30]).is_none());
+        assert!(split_certificate(&[0x30, 0x00]).is_none());
+    }
+}

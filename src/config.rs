@@ -1,0 +1,252 @@
+//! Typed configuration. Layers: `config/default.toml` (built in) → an optional file →
+//! `SIGILLO__SECTION__KEY` environment variables. The raw shape rejects unknown keys, and
+//! `Config::validate` refuses to start without the secrets, so a typo never runs silently.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The built-in defaults, also the documentation of every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration error: what is wrong and where to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key {key} is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// A secret string: never printed, never logged.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub hsm: HsmConfig,
+    pub security: SecurityConfig,
+    pub otp: OtpConfig,
+    pub ca: CaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    pub pool_size: usize,
+    /// Schema the gateway's tables live in (tests give each app its own).
+    pub schema: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: Secret,
+    /// Prefix of every key the gateway writes (tests give each app its own).
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub pin: Secret,
+    pub workers: usize,
+    pub queue_depth: usize,
+    pub label_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub admin_token: Secret,
+    pub token_secret: Secret,
+    pub access_token_ttl_secs: u64,
+}
+
+/// How SMS messages leave the gateway.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsSenderKind {
+    Outbox,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpConfig {
+    pub sender: SmsSenderKind,
+    pub outbox_path: PathBuf,
+    pub http_url: String,
+    pub ttl_secs: u64,
+    pub max_tries: u32,
+    pub send_limit: u32,
+    pub send_window_secs: u64,
+    pub totp_issuer: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    pub country: String,
+    pub organization: String,
+    pub root_common_name: String,
+    pub issuing_common_name: String,
+    pub default_validity_days: u32,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let config: Config = builder
+            .add_source(
+                config::Environment::with_prefix("SIGILLO")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The built-in defaults alone, not validated (tests fill in the rest).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Ok(config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .build()?
+            .try_deserialize()?)
+    }
+
+    /// Checks what serde cannot: secrets present and strong enough, sane limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.hsm.pin.is_empty() {
+            return invalid("hsm.pin", "missing: set SIGILLO__HSM__PIN");
+        }
+        if self.security.admin_token.expose().len() < 16 {
+            return invalid(
+                "security.admin_token",
+                "missing or shorter than 16 characters: set SIGILLO__SECURITY__ADMIN_TOKEN",
+            );
+        }
+        if self.security.token_secret.expose().len() < 32 {
+            return invalid(
+                "security.token_secret",
+                "missing or shorter than 32 bytes: set SIGILLO__SECURITY__TOKEN_SECRET",
+            );
+        }
+        if self.otp.sender == SmsSenderKind::Http && self.otp.http_url.is_empty() {
+            return invalid("otp.http_url", "required when otp.sender = \"http\"");
+        }
+        if self.otp.max_tries == 0 || self.otp.ttl_secs == 0 {
+            return invalid("otp", "ttl_secs and max_tries must be positive");
+        }
+        if !is_identifier(&self.database.schema) {
+            return invalid("database.schema", "must be a plain SQL identifier");
+        }
+        if self.database.pool_size == 0 || self.hsm.queue_depth == 0 {
+            return invalid("database.pool_size/hsm.queue_depth", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// `[a-z_][a-z0-9_]*`: safe to splice into `SET search_path`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+/// The number of threads to use when a config value says 0 ("as many as cores").
+pub fn threads_or_cores(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_but_do_not_validate_without_secrets() {
+        let config = Config::defaults().unwrap();
+        assert_eq!(config.server.public_addr.port(), 8080);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid { key: "hsm.pin", .. })
+        ));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let secret = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("t_abc123"));
+        assert!(!is_identifier("x; drop table users"));
+        assert!(!is_identifier("Upper"));
+        assert!(!is_identifier(""));
+    }
+}

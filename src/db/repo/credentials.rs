@@ -1,0 +1,136 @@
+//! The `credentials` table. Counter updates are single atomic statements, so concurrent wrong
+//! attempts on several nodes can never be lost.
+
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::db::{Db, DbError};
+use crate::model::{Credential, CredentialStatus};
+
+const COLUMNS: &str = "credential_id, user_id, key_algo, purpose, status, pin_hmac, puk_hmac, \
+                       pin_failures, puk_failures, serial_number, subject_dn, valid_from, valid_to, \
+                       cert_chain";
+
+fn from_row(row: &Row) -> Result<Credential, DbError> {
+    let key_algo: String = row.try_get("key_algo")?;
+    let purpose: String = row.try_get("purpose")?;
+    let status: String = row.try_get("status")?;
+    Ok(Credential {
+        credential_id: row.try_get("credential_id")?,
+        user_id: row.try_get("user_id")?,
+        key_algo: key_algo
+            .parse()
+            .map_err(|()| DbError::Corrupt("credentials.key_algo"))?,
+        purpose: purpose
+            .parse()
+            .map_err(|()| DbError::Corrupt("credentials.purpose"))?,
+        status: status
+            .parse()
+            .map_err(|()| DbError::Corrupt("credentials.status"))?,
+        pin_hmac: row.try_get("pin_hmac")?,
+        puk_hmac: row.try_get("puk_hmac")?,
+        pin_failures: row.try_get("pin_failures")?,
+        puk_failures: row.try_get("puk_failures")?,
+        serial_number: row.try_get("serial_number")?,
+        subject_dn: row.try_get("subject_dn")?,
+        valid_from: row.try_get("valid_from")?,
+        valid_to: row.try_get("valid_to")?,
+        cert_chain: row.try_get("cert_chain")?,
+    })
+}
+
+pub async fn insert(db: &Db, c: &Credential) -> Result<(), DbError> {
+    let client = db.get().await?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO credentials ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ),
+            &[
+                &c.credential_id,
+                &c.user_id,
+                &c.key_algo.as_str(),
+                &c.purpose.as_str(),
+                &c.status.as_str(),
+                &c.pin_hmac,
+                &c.puk_hmac,
+                &c.pin_failures,
+                &c.puk_failures,
+                &c.serial_number,
+                &c.subject_dn,
+                &c.valid_from,
+                &c.valid_to,
+                &c.cert_chain,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The credential `id`, whoever owns it (callers check ownership).
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<Credential>, DbError> {
+    let client = db.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM credentials WHERE credential_id = $1"),
+            &[&id],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The credentials of `user_id`, oldest first.
+pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<Credential>, DbError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM credentials WHERE user_id = $1 \
+                 ORDER BY created_at, credential_id"
+            ),
+            &[&user_id],
+        )
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Records a wrong PUK; at `limit` failures the credential is blocked for good. Returns the
+/// failures counted so far and the resulting status.
+pub async fn record_puk_failure(
+    db: &Db,
+    id: Uuid,
+    limit: i32,
+) -> Result<(i32, CredentialStatus), DbError> {
+    let client = db.get().await?;
+    let row = client
+        .query_one(
+            "UPDATE credentials SET puk_failures = puk_failures + 1, \
+                 status = CASE WHEN puk_failures + 1 >= $2 THEN 'blocked' ELSE status END \
+             WHERE credential_id = $1 RETURNING puk_failures, status",
+            &[&id, &limit],
+        )
+        .await?;
+    let status: String = row.try_get("status")?;
+    Ok((
+        row.try_get("puk_failures")?,
+        status
+            .parse()
+            .map_err(|()| DbError::Corrupt("credentials.status"))?,
+    ))
+}
+
+/// Activates an inactive credential with its first PIN. Returns false if the credential was
+/// not inactive any more (a concurrent activation won).
+pub async fn activate(db: &Db, id: Uuid, pin_hmac: &[u8]) -> Result<bool, DbError> {
+    let client = db.get().await?;
+    let updated = client
+        .execute(
+            "UPDATE credentials SET status = 'active', pin_hmac = $2, pin_failures = 0, \
+                 puk_failures = 0, activated_at = now() \
+             WHERE credential_id = $1 AND status = 'inactive'",
+            &[&id, &pin_hmac],
+        )
+        .await?;
+    Ok(updated == 1)
+}

@@ -1,0 +1,6 @@
+//! Repositories: the SQL of each table, typed in and out.
+
+pub mod audit;
+pub mod ca;
+pub mod credentials;
+pub mod users;

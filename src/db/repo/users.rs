@@ -1,0 +1,60 @@
+//! The `users` table.
+
+use tokio_postgres::Row;
+
+use crate::db::{Db, DbError};
+use crate::model::User;
+
+const COLUMNS: &str = "user_id, password_hash, given_name, surname, fiscal_code, email, phone, \
+                       otp_method, totp_secret";
+
+fn from_row(row: &Row) -> Result<User, DbError> {
+    let otp_method: String = row.try_get("otp_method")?;
+    Ok(User {
+        user_id: row.try_get("user_id")?,
+        password_hash: row.try_get("password_hash")?,
+        given_name: row.try_get("given_name")?,
+        surname: row.try_get("surname")?,
+        fiscal_code: row.try_get("fiscal_code")?,
+        email: row.try_get("email")?,
+        phone: row.try_get("phone")?,
+        otp_method: otp_method
+            .parse()
+            .map_err(|()| DbError::Corrupt("users.otp_method"))?,
+        totp_secret: row.try_get("totp_secret")?,
+    })
+}
+
+/// Inserts a new subscriber; `UniqueViolation` if the user id is taken.
+pub async fn insert(db: &Db, user: &User) -> Result<(), DbError> {
+    let client = db.get().await?;
+    client
+        .execute(
+            &format!("INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &[
+                &user.user_id,
+                &user.password_hash,
+                &user.given_name,
+                &user.surname,
+                &user.fiscal_code,
+                &user.email,
+                &user.phone,
+                &user.otp_method.as_str(),
+                &user.totp_secret,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The subscriber `user_id`, if any.
+pub async fn find(db: &Db, user_id: &str) -> Result<Option<User>, DbError> {
+    let client = db.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM users WHERE user_id = $1"),
+            &[&user_id],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

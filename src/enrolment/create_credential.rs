@@ -1,0 +1,136 @@
+//! Creating a credential: key pair in the HSM, certificate, PUK.
+
+use rand::Rng;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::EnrolError;
+use crate::activation::SecretKind;
+use crate::audit;
+use crate::ca::IssueRequest;
+use crate::db::repo;
+use crate::hsm::KeyAlgo;
+use crate::model::{Credential, CredentialStatus, Purpose};
+use crate::services::Services;
+
+/// What the operator asks for.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub user_id: String,
+    pub key_algo: KeyAlgo,
+    pub purpose: Purpose,
+    pub validity_days: Option<u32>,
+}
+
+/// The new credential, with the PUK in clear for the one and only time.
+#[derive(Debug, Clone)]
+pub struct CreatedCredential {
+    pub credential_id: Uuid,
+    pub status: CredentialStatus,
+    pub serial_number: String,
+    pub puk: String,
+}
+
+/// Longest certificate the CA issues.
+pub const MAX_VALIDITY_DAYS: u32 = 3650;
+
+/// Creates an inactive credential for an existing subscriber.
+pub async fn create_credential(
+    services: &Services,
+    new: NewCredential,
+) -> Result<CreatedCredential, EnrolError> {
+    let days = new
+        .validity_days
+        .unwrap_or(services.config.ca.default_validity_days);
+    if !(1..=MAX_VALIDITY_DAYS).contains(&days) {
+        return Err(EnrolError::Invalid {
+            field: "validity_days",
+            reason: "between 1 and 3650",
+        });
+    }
+    let user = repo::users::find(&services.db, &new.user_id)
+        .await?
+        .ok_or(EnrolError::UserNotFound)?;
+
+    let credential_id = Uuid::new_v4();
+    let key_id = credential_id.as_bytes().to_vec();
+    let spki = services
+        .hsm
+        .generate_key_pair(new.key_algo, key_id.clone(), credential_id.to_string())
+        .await?;
+    let result = finish(services, &new, &user, credential_id, spki, days).await;
+    if result.is_err() {
+        // Nothing half-enrolled: the key goes with the failed credential.
+        if let Err(e) = services.hsm.destroy_key_pair(key_id).await {
+            tracing::error!(%credential_id, error = %e, "could not destroy the key of a failed enrolment");
+        }
+    }
+    result
+}
+
+async fn finish(
+    services: &Services,
+    new: &NewCredential,
+    user: &crate::model::User,
+    credential_id: Uuid,
+    spki: Vec<u8>,
+    days: u32,
+) -> Result<CreatedCredential, EnrolError> {
+    let now = OffsetDateTime::now_utc();
+    let issued = services
+        .ca
+        .issue(IssueRequest {
+            given_name: user.given_name.clone(),
+            surname: user.surname.clone(),
+            fiscal_code: user.fiscal_code.clone(),
+            organization: None,
+            purpose: new.purpose,
+            spki,
+            not_before: now - Duration::minutes(5),
+            not_after: now + Duration::days(i64::from(days)),
+        })
+        .await?;
+    let puk = format!("{:08}", rand::rngs::OsRng.gen_range(0..100_000_000u32));
+    let puk_hmac = services
+        .pins
+        .digest(SecretKind::Puk, credential_id, &puk)
+        .await?;
+    let credential = Credential {
+        credential_id,
+        user_id: user.user_id.clone(),
+        key_algo: new.key_algo,
+        purpose: new.purpose,
+        status: CredentialStatus::Inactive,
+        pin_hmac: None,
+        puk_hmac,
+        pin_failures: 0,
+        puk_failures: 0,
+        serial_number: issued.serial_number.clone(),
+        subject_dn: issued.subject_dn,
+        valid_from: issued.not_before,
+        valid_to: issued.not_after,
+        cert_chain: issued.chain,
+    };
+    repo::credentials::insert(&services.db, &credential).await?;
+    audit::record(
+        &services.db,
+        "admin",
+        "credential.create",
+        Some(credential_id),
+        "ok",
+        json!({
+            "user_id": user.user_id,
+            "key_algo": new.key_algo.as_str(),
+            "purpose": new.purpose.as_str(),
+            "serial_number": issued.serial_number,
+        }),
+    )
+    .await?;
+    Ok(CreatedCredential {
+        credential_id,
+        status: CredentialStatus::Inactive,
+        serial_number: credential.serial_number,
+        puk,
+    })
+}

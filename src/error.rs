@@ -1,0 +1,353 @@
+//! The one mapping from domain errors to CSC errors: an HTTP status and
+//! `{"error": "<code>", "error_description": "<text>"}`. Every refusal is a 4xx with a code a
+//! client can act on; a 5xx body says nothing internal (the cause goes to the log, inside the
+//! request's span, which carries the request id).
+
+use std::fmt;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::activation::ActivationError;
+use crate::auth::AuthError;
+use crate::ca::CaError;
+use crate::db::DbError;
+use crate::enrolment::EnrolError;
+use crate::hsm::HsmError;
+use crate::kv::KvError;
+use crate::otp::OtpError;
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_request`: a missing, ill-typed or out-of-range parameter.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 401 `invalid_token`: missing, expired or forged bearer token.
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+    }
+
+    /// 503 with `Retry-After`: come back shortly.
+    fn unavailable(description: &str, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                description,
+            )
+        }
+    }
+
+    /// 500: logs the cause, tells the client nothing about it.
+    fn internal(cause: &dyn fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error; the request id in the logs identifies it",
+        )
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.error,
+            self.description
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED && self.error == "invalid_token" {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+        }
+        response.json(Body {
+            error: self.error,
+            error_description: &self.description,
+        })
+    }
+}
+
+impl From<HsmError> for ApiError {
+    fn from(err: HsmError) -> Self {
+        match err {
+            HsmError::QueueFull => ApiError::unavailable("the HSM is busy; retry shortly", 1),
+            HsmError::Unavailable { .. } | HsmError::SessionLost { .. } | HsmError::Stopped => {
+                tracing::error!(error = %err, "HSM unavailable");
+                ApiError::unavailable("the HSM is unavailable; retry later", 5)
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Pool(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                ApiError::unavailable("the database is unavailable; retry later", 5)
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<KvError> for ApiError {
+    fn from(err: KvError) -> Self {
+        tracing::error!(error = %err, "redis unavailable");
+        ApiError::unavailable("the session store is unavailable; retry later", 5)
+    }
+}
+
+impl From<CaError> for ApiError {
+    fn from(err: CaError) -> Self {
+        match err {
+            CaError::Hsm(e) => e.into(),
+            CaError::Db(e) => e.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "access_denied", err.to_string())
+            }
+            AuthError::InvalidToken => ApiError::invalid_token(err.to_string()),
+            AuthError::Policy(rule) => ApiError::invalid_request(rule.to_string()),
+            AuthError::Db(e) => e.into(),
+            AuthError::Hashing(_) => ApiError::internal(&err),
+        }
+    }
+}
+
+impl From<OtpError> for ApiError {
+    fn from(err: OtpError) -> Self {
+        match err {
+            OtpError::Wrong | OtpError::Expired | OtpError::Replayed | OtpError::Malformed => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", err.to_string())
+            }
+            OtpError::RateLimited { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "invalid_request",
+                    err.to_string(),
+                )
+            },
+            OtpError::NotOnline => ApiError::invalid_request(err.to_string()),
+            OtpError::Kv(e) => e.into(),
+            OtpError::Sms(_) => {
+                tracing::error!(error = %err, "SMS sending failed");
+                ApiError::unavailable("the SMS could not be sent; retry later", 30)
+            }
+            OtpError::Secrets(_) | OtpError::Totp(_) => ApiError::internal(&err),
+        }
+    }
+}
+
+impl From<ActivationError> for ApiError {
+    fn from(err: ActivationError) -> Self {
+        match err {
+            ActivationError::CredentialNotFound | ActivationError::Malformed { .. } => {
+                ApiError::invalid_request(err.to_string())
+            }
+            ActivationError::WrongState(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_credential_state",
+                err.to_string(),
+            ),
+            ActivationError::WrongPuk { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_puk", err.to_string())
+            }
+            ActivationError::PukBlocked => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "credential_blocked",
+                err.to_string(),
+            ),
+            ActivationError::Otp(e) => e.into(),
+            ActivationError::Hsm(e) => e.into(),
+            ActivationError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<EnrolError> for ApiError {
+    fn from(err: EnrolError) -> Self {
+        match err {
+            EnrolError::Invalid { .. } => ApiError::invalid_request(err.to_string()),
+            EnrolError::Policy(rule) => ApiError::invalid_request(rule.to_string()),
+            EnrolError::UserExists => {
+                ApiError::new(StatusCode::CONFLICT, "user_exists", err.to_string())
+            }
+            EnrolError::UserNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "user_not_found", err.to_string())
+            }
+            EnrolError::Auth(e) => e.into(),
+            EnrolError::Otp(e) => e.into(),
+            EnrolError::Hsm(e) => e.into(),
+            EnrolError::Ca(e) => e.into(),
+            EnrolError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::PolicyViolation;
+    use crate::model::CredentialStatus;
+
+    fn code(err: impl Into<ApiError>) -> (u16, &'static str) {
+        let e = err.into();
+        (e.status.as_u16(), e.error)
+    }
+
+    #[test]
+    fn hsm_errors() {
+        let full: ApiError = HsmError::QueueFull.into();
+        assert_eq!((full.status.as_u16(), full.retry_after), (503, Some(1)));
+        assert_eq!(
+            code(HsmError::Unavailable {
+                op: "x",
+                rv: "y".into()
+            })
+            .0,
+            503
+        );
+        assert_eq!(
+            code(HsmError::KeyNotFound("ab".into())),
+            (500, "server_error")
+        );
+    }
+
+    #[test]
+    fn auth_errors() {
+        assert_eq!(code(AuthError::InvalidCredentials), (401, "access_denied"));
+        assert_eq!(code(AuthError::InvalidToken), (401, "invalid_token"));
+        assert_eq!(
+            code(AuthError::Policy(PolicyViolation::NoDigit)),
+            (400, "invalid_request")
+        );
+        assert_eq!(code(AuthError::Hashing("x".into())), (500, "server_error"));
+    }
+
+    #[test]
+    fn otp_errors() {
+        for e in [
+            OtpError::Wrong,
+            OtpError::Expired,
+            OtpError::Replayed,
+            OtpError::Malformed,
+        ] {
+            assert_eq!(code(e), (400, "invalid_otp"));
+        }
+        let limited: ApiError = OtpError::RateLimited {
+            retry_after_secs: 42,
+        }
+        .into();
+        assert_eq!(
+            (limited.status.as_u16(), limited.retry_after),
+            (429, Some(42))
+        );
+        assert_eq!(code(OtpError::NotOnline), (400, "invalid_request"));
+        assert_eq!(code(OtpError::Totp("x".into())), (500, "server_error"));
+    }
+
+    #[test]
+    fn activation_errors() {
+        assert_eq!(
+            code(ActivationError::CredentialNotFound),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(ActivationError::Malformed {
+                field: "new_pin",
+                reason: "x"
+            }),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(ActivationError::WrongState(CredentialStatus::Active)),
+            (400, "invalid_credential_state")
+        );
+        assert_eq!(
+            code(ActivationError::WrongPuk { remaining: 3 }),
+            (400, "invalid_puk")
+        );
+        assert_eq!(
+            code(ActivationError::PukBlocked),
+            (400, "credential_blocked")
+        );
+        assert_eq!(
+            code(ActivationError::Otp(OtpError::Wrong)),
+            (400, "invalid_otp")
+        );
+    }
+
+    #[test]
+    fn enrolment_errors() {
+        assert_eq!(
+            code(EnrolError::Invalid {
+                field: "phone",
+                reason: "x"
+            }),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(EnrolError::Policy(PolicyViolation::TooShort)),
+            (400, "invalid_request")
+        );
+        assert_eq!(code(EnrolError::UserExists), (409, "user_exists"));
+        assert_eq!(code(EnrolError::UserNotFound), (404, "user_not_found"));
+    }
+
+    #[test]
+    fn server_error_bodies_hide_the_cause() {
+        let e: ApiError = HsmError::KeyNotFound("secret-detail".into()).into();
+        assert!(!e.description.contains("secret-detail"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Request guards as extractors, so that a handler cannot forget them: `Subscriber` (a valid
+//! access token), `Admin` (the operator token, compared in constant time) and `BasicAuth`.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::error::ApiError;
+use crate::secrets::ct_eq;
+use crate::services::Services;
+
+fn services(req: &HttpRequest) -> Result<&Services, ApiError> {
+    req.app_data::<web::Data<Services>>()
+        .map(|data| data.get_ref())
+        .ok_or_else(|| ApiError::invalid_request("service not configured"))
+}
+
+/// The credentials after `scheme ` in the Authorization header.
+fn authorization<'a>(req: &'a HttpRequest, scheme: &str) -> Option<&'a str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// A subscriber authenticated by a bearer access token.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub user_id: String,
+}
+
+impl FromRequest for Subscriber {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let services = services(req)?;
+            let token = authorization(req, "Bearer")
+                .ok_or_else(|| ApiError::invalid_token("a bearer access token is required"))?;
+            let claims = services.tokens.verify(token)?;
+            Ok(Subscriber {
+                user_id: claims.sub,
+            })
+        })())
+    }
+}
+
+/// The operator, authenticated by the admin bearer token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let services = services(req)?;
+            let expected = services.config.security.admin_token.expose().as_bytes();
+            match authorization(req, "Bearer") {
+                Some(token) if ct_eq(token.as_bytes(), expected) => Ok(Admin),
+                _ => Err(ApiError::invalid_token(
+                    "the admin token is missing or wrong",
+                )),
+            }
+        })())
+    }
+}
+
+/// HTTP Basic user id and password (CSC `auth/login`).
+pub struct BasicAuth {
+    pub user_id: String,
+    pub password: String,
+}
+
+impl FromRequest for BasicAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let denied = || {
+            ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "access_denied",
+                "HTTP Basic credentials (user id and password) are required",
+            )
+        };
+        ready(
+            authorization(req, "Basic")
+                .and_then(|encoded| STANDARD.decode(encoded).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|pair| {
+                    pair.split_once(':').map(|(u, p)| BasicAuth {
+                        user_id: u.to_owned(),
+                        password: p.to_owned(),
+                    })
+                })
+                .ok_or_else(denied),
+        )
+    }
+}
+
+/// Parses a credential id from the path or body; anything else is the CSC "Invalid parameter".
+pub fn credential_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ApiError::invalid_request("Invalid parameter credentialID"))
+}

@@ -1,0 +1,59 @@
+//! Operations endpoints: liveness, readiness (HSM, Redis, PostgreSQL), metrics.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::services::Services;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: every dependency answers within 2 s; 503 names the ones that do not.
+pub async fn readyz(services: web::Data<Services>) -> HttpResponse {
+    let hsm = tokio::time::timeout(PROBE_TIMEOUT, services.hsm.ping());
+    let redis = tokio::time::timeout(PROBE_TIMEOUT, services.kv.ping());
+    let postgres = tokio::time::timeout(PROBE_TIMEOUT, async {
+        let client = services.db.get().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let (hsm, redis, postgres) = tokio::join!(hsm, redis, postgres);
+    let mut failing = Vec::new();
+    if !matches!(hsm, Ok(Ok(()))) {
+        failing.push("hsm");
+    }
+    if !matches!(redis, Ok(Ok(()))) {
+        failing.push("redis");
+    }
+    if !matches!(postgres, Ok(Ok(()))) {
+        failing.push("postgresql");
+    }
+    if failing.is_empty() {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        tracing::warn!(?failing, "not ready");
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "failing": failing }))
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
+    let m = &services.metrics;
+    m.hsm_queue_depth
+        .set(i64::try_from(services.hsm.queue_depth()).unwrap_or(i64::MAX));
+    m.hsm_workers
+        .set(i64::try_from(services.hsm.workers()).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(m.render())
+}

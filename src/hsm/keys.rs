@@ -1,0 +1,388 @@
+//! Key objects: generation (sensitive, non-extractable token keys labelled by their id),
+//! lookup by `CKA_ID` through the handle cache, signing and HMAC.
+
+use std::fmt;
+use std::str::FromStr;
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+
+use super::error::{classify, HsmError};
+use super::pool::{HandleCache, Hsm};
+
+/// Key algorithms a credential (or the CA) can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgo {
+    EcP256,
+    EcP384,
+    Rsa2048,
+    Rsa3072,
+}
+
+impl KeyAlgo {
+    pub const ALL: [KeyAlgo; 4] = [
+        KeyAlgo::EcP256,
+        KeyAlgo::EcP384,
+        KeyAlgo::Rsa2048,
+        KeyAlgo::Rsa3072,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgo::EcP256 => "ec-p256",
+            KeyAlgo::EcP384 => "ec-p384",
+            KeyAlgo::Rsa2048 => "rsa-2048",
+            KeyAlgo::Rsa3072 => "rsa-3072",
+        }
+    }
+
+    /// Key length in bits (the CSC `key/len`).
+    pub fn bits(self) -> u32 {
+        match self {
+            KeyAlgo::EcP256 => 256,
+            KeyAlgo::EcP384 => 384,
+            KeyAlgo::Rsa2048 => 2048,
+            KeyAlgo::Rsa3072 => 3072,
+        }
+    }
+
+    pub fn is_ec(self) -> bool {
+        matches!(self, KeyAlgo::EcP256 | KeyAlgo::EcP384)
+    }
+
+    /// DER of the named-curve OID (`CKA_EC_PARAMS`), for EC keys.
+    fn ec_params(self) -> Option<&'static [u8]> {
+        match self {
+            // 1.2.840.10045.3.1.7 (P-256)
+            KeyAlgo::EcP256 => Some(&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+            // 1.3.132.0.34 (P-384)
+            KeyAlgo::EcP384 => Some(&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]),
+            KeyAlgo::Rsa2048 | KeyAlgo::Rsa3072 => None,
+        }
+    }
+
+    fn curve_nid(self) -> Option<Nid> {
+        match self {
+            KeyAlgo::EcP256 => Some(Nid::X9_62_PRIME256V1),
+            KeyAlgo::EcP384 => Some(Nid::SECP384R1),
+            KeyAlgo::Rsa2048 | KeyAlgo::Rsa3072 => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyAlgo {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        KeyAlgo::ALL.into_iter().find(|a| a.as_str() == s).ok_or(())
+    }
+}
+
+/// The raw signing operations the gateway needs. The caller prepares the input (a hash, or a
+/// DigestInfo for PKCS#1 v1.5); the HSM never sees a whole document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMechanism {
+    /// `CKM_ECDSA` over a hash; returns `r || s`.
+    Ecdsa,
+    /// `CKM_RSA_PKCS` over a DER DigestInfo.
+    RsaPkcs,
+}
+
+impl SignMechanism {
+    fn mechanism(self) -> Mechanism<'static> {
+        match self {
+            SignMechanism::Ecdsa => Mechanism::Ecdsa,
+            SignMechanism::RsaPkcs => Mechanism::RsaPkcs,
+        }
+    }
+}
+
+const PRIVATE: u8 = 1;
+const SECRET: u8 = 2;
+
+/// Finds the one object of `class` with `CKA_ID = id`, through the cache.
+fn find(
+    session: &Session,
+    cache: &HandleCache,
+    class: ObjectClass,
+    tag: u8,
+    id: &[u8],
+) -> Result<ObjectHandle, HsmError> {
+    if let Some(handle) = cache.get(tag, id) {
+        return Ok(handle);
+    }
+    let found = session
+        .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+        .map_err(|e| classify("C_FindObjects", e))?;
+    match found.as_slice() {
+        [handle] => {
+            cache.insert(tag, id, *handle);
+            Ok(*handle)
+        }
+        [] => Err(HsmError::KeyNotFound(hex::encode(id))),
+        many => Err(HsmError::AmbiguousKey {
+            id: hex::encode(id),
+            count: many.len(),
+        }),
+    }
+}
+
+fn count(session: &Session, class: ObjectClass, id: &[u8]) -> Result<usize, HsmError> {
+    session
+        .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+        .map(|v| v.len())
+        .map_err(|e| classify("C_FindObjects", e))
+}
+
+/// Reads the public half of a key pair and returns it as DER SubjectPublicKeyInfo.
+fn public_key_spki(session: &Session, algo: KeyAlgo, id: &[u8]) -> Result<Vec<u8>, HsmError> {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(id.to_vec()),
+        ])
+        .map_err(|e| classify("C_FindObjects", e))?;
+    let handle = match found.as_slice() {
+        [handle] => *handle,
+        [] => return Err(HsmError::KeyNotFound(hex::encode(id))),
+        many => {
+            return Err(HsmError::AmbiguousKey {
+                id: hex::encode(id),
+                count: many.len(),
+            })
+        }
+    };
+    let bad = |_| HsmError::BadOutput("public key not convertible");
+    if let Some(nid) = algo.curve_nid() {
+        let attrs = session
+            .get_attributes(handle, &[AttributeType::EcPoint])
+            .map_err(|e| classify("C_GetAttributeValue", e))?;
+        let Some(Attribute::EcPoint(point)) = attrs.into_iter().next() else {
+            return Err(HsmError::BadOutput("no CKA_EC_POINT"));
+        };
+        let point = unwrap_octet_string(&point, algo);
+        let group = EcGroup::from_curve_name(nid).map_err(bad)?;
+        let mut ctx = BigNumContext::new().map_err(bad)?;
+        let point = EcPoint::from_bytes(&group, point, &mut ctx).map_err(bad)?;
+        let key = EcKey::from_public_key(&group, &point).map_err(bad)?;
+        PKey::from_ec_key(key)
+            .and_then(|k| k.public_key_to_der())
+            .map_err(bad)
+    } else {
+        let attrs = session
+            .get_attributes(
+                handle,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )
+            .map_err(|e| classify("C_GetAttributeValue", e))?;
+        let (mut n, mut e) = (None, None);
+        for attr in attrs {
+            match attr {
+                Attribute::Modulus(v) => n = Some(v),
+                Attribute::PublicExponent(v) => e = Some(v),
+                _ => {}
+            }
+        }
+        let (Some(n), Some(e)) = (n, e) else {
+            return Err(HsmError::BadOutput("no RSA modulus/exponent"));
+        };
+        let rsa = Rsa::from_public_components(
+            BigNum::from_slice(&n).map_err(bad)?,
+            BigNum::from_slice(&e).map_err(bad)?,
+        )
+        .map_err(bad)?;
+        PKey::from_rsa(rsa)
+            .and_then(|k| k.public_key_to_der())
+            .map_err(bad)
+    }
+}
+
+/// `CKA_EC_POINT` is a DER OCTET STRING around the point (some modules return the bare point).
+fn unwrap_octet_string(value: &[u8], algo: KeyAlgo) -> &[u8] {
+    let bare_len = if algo == KeyAlgo::EcP256 { 65 } else { 97 };
+    match value {
+        [0x04, len, rest @ ..] if value.len() != bare_len && usize::from(*len) == rest.len() => {
+            rest
+        }
+        _ => value,
+    }
+}
+
+fn generate_pair(session: &Session, algo: KeyAlgo, id: &[u8], label: &str) -> Result<(), HsmError> {
+    let common = |attrs: &mut Vec<Attribute>| {
+        attrs.push(Attribute::Token(true));
+        attrs.push(Attribute::Id(id.to_vec()));
+        attrs.push(Attribute::Label(label.as_bytes().to_vec()));
+    };
+    let mut public = vec![Attribute::Verify(true), Attribute::Private(false)];
+    common(&mut public);
+    // The private key never leaves the token: sensitive, not extractable, not wrappable out.
+    let mut private = vec![
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+    ];
+    common(&mut private);
+    let mechanism = if let Some(params) = algo.ec_params() {
+        public.push(Attribute::EcParams(params.to_vec()));
+        Mechanism::EccKeyPairGen
+    } else {
+        public.push(Attribute::ModulusBits(u64::from(algo.bits()).into()));
+        public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+        Mechanism::RsaPkcsKeyPairGen
+    };
+    session
+        .generate_key_pair(&mechanism, &public, &private)
+        .map(|_| ())
+        .map_err(|e| classify("C_GenerateKeyPair", e))
+}
+
+impl Hsm {
+    /// Generates a key pair with `CKA_ID = id`, labelled `label`; returns the SPKI DER.
+    pub async fn generate_key_pair(
+        &self,
+        algo: KeyAlgo,
+        id: Vec<u8>,
+        label: String,
+    ) -> Result<Vec<u8>, HsmError> {
+        self.run(move |session, _| {
+            generate_pair(session, algo, &id, &label)?;
+            public_key_spki(session, algo, &id)
+        })
+        .await
+    }
+
+    /// The gateway's own key pair named `name` (CA keys): found if it exists, else generated.
+    /// Callers serialise this across nodes (start-up holds a database lock).
+    pub async fn ensure_own_key_pair(
+        &self,
+        name: &str,
+        algo: KeyAlgo,
+    ) -> Result<Vec<u8>, HsmError> {
+        let label = format!("{}{name}", self.label_prefix());
+        self.run(move |session, _| {
+            let id = label.as_bytes();
+            if count(session, ObjectClass::PRIVATE_KEY, id)? == 0 {
+                generate_pair(session, algo, id, &label)?;
+            }
+            public_key_spki(session, algo, id)
+        })
+        .await
+    }
+
+    /// The id of the gateway's own object `name`.
+    pub fn own_key_id(&self, name: &str) -> Vec<u8> {
+        format!("{}{name}", self.label_prefix()).into_bytes()
+    }
+
+    /// Creates the gateway's own HMAC secret key `name` if it does not exist: a 256-bit
+    /// generic secret, sensitive and non-extractable, usable only for HMAC inside the token.
+    pub async fn ensure_hmac_key(&self, name: &str) -> Result<(), HsmError> {
+        let label = format!("{}{name}", self.label_prefix());
+        self.run(move |session, _| {
+            let id = label.as_bytes();
+            if count(session, ObjectClass::SECRET_KEY, id)? > 0 {
+                return Ok(());
+            }
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(32u64.into()),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Verify(true),
+                Attribute::Id(id.to_vec()),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ];
+            session
+                .generate_key(&Mechanism::GenericSecretKeyGen, &template)
+                .map(|_| ())
+                .map_err(|e| classify("C_GenerateKey", e))
+        })
+        .await
+    }
+
+    /// HMAC-SHA256 of `data` with the secret key of id `key_id`, computed inside the token.
+    pub async fn hmac_sha256(&self, key_id: Vec<u8>, data: Vec<u8>) -> Result<Vec<u8>, HsmError> {
+        self.run(move |session, cache| {
+            let key = find(session, cache, ObjectClass::SECRET_KEY, SECRET, &key_id)?;
+            session
+                .sign(&Mechanism::Sha256Hmac, key, &data)
+                .map_err(|e| classify("C_Sign(HMAC)", e))
+        })
+        .await
+    }
+
+    /// Signs `data` with the private key of id `key_id`.
+    pub async fn sign(
+        &self,
+        key_id: Vec<u8>,
+        mechanism: SignMechanism,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, HsmError> {
+        self.run(move |session, cache| {
+            let key = find(session, cache, ObjectClass::PRIVATE_KEY, PRIVATE, &key_id)?;
+            session
+                .sign(&mechanism.mechanism(), key, &data)
+                .map_err(|e| classify("C_Sign", e))
+        })
+        .await
+    }
+
+    /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
+    pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
+        self.run(move |session, cache| {
+            cache.remove(&id);
+            for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+                let found = session
+                    .find_objects(&[Attribute::Class(class), Attribute::Id(id.clone())])
+                    .map_err(|e| classify("C_FindObjects", e))?;
+                for handle in found {
+                    session
+                        .destroy_object(handle)
+                        .map_err(|e| classify("C_DestroyObject", e))?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_algo_names_round_trip() {
+        for algo in KeyAlgo::ALL {
+            assert_eq!(algo.as_str().parse::<KeyAlgo>(), Ok(algo));
+        }
+        assert!("rsa-1024".parse::<KeyAlgo>().is_err());
+    }
+
+    #[test]
+    fn ec_point_is_unwrapped_from_its_octet_string() {
+        let mut bare = vec![0x04];
+        bare.extend([7u8; 64]);
+        let mut wrapped = vec![0x04, 65];
+        wrapped.extend(&bare);
+        assert_eq!(unwrap_octet_string(&wrapped, KeyAlgo::EcP256), &bare[..]);
+        assert_eq!(unwrap_octet_string(&bare, KeyAlgo::EcP256), &bare[..]);
+    }
+}

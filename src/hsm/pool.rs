@@ -1,0 +1,255 @@
+//! The PKCS#11 worker pool: a fixed set of named OS threads, each owning one logged-in
+//! session, fed by a bounded queue. Async callers get their answer through a oneshot channel
+//! and never block an executor thread.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::thread;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use tokio::sync::oneshot;
+
+use super::error::{classify, HsmError};
+use crate::config::{threads_or_cores, HsmConfig};
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Object handles by `CKA_ID` (and object class), shared by the workers: PKCS#11 handles of
+/// token objects are valid in every session of the process.
+#[derive(Default)]
+pub(super) struct HandleCache {
+    map: RwLock<HashMap<(u8, Vec<u8>), ObjectHandle>>,
+}
+
+impl HandleCache {
+    pub(super) fn get(&self, class: u8, id: &[u8]) -> Option<ObjectHandle> {
+        self.map
+            .read()
+            .ok()
+            .and_then(|m| m.get(&(class, id.to_vec())).copied())
+    }
+    pub(super) fn insert(&self, class: u8, id: &[u8], handle: ObjectHandle) {
+        if let Ok(mut m) = self.map.write() {
+            m.insert((class, id.to_vec()), handle);
+        }
+    }
+    pub(super) fn remove(&self, id: &[u8]) {
+        if let Ok(mut m) = self.map.write() {
+            m.retain(|(_, key), _| key != id);
+        }
+    }
+    fn clear(&self) {
+        if let Ok(mut m) = self.map.write() {
+            m.clear();
+        }
+    }
+}
+
+/// The gateway's handle on the HSM. Cheap to clone; the workers stop when the last clone drops.
+#[derive(Clone)]
+pub struct Hsm {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jobs: Sender<Job>,
+    queue: Receiver<Job>,
+    workers: usize,
+    pub(super) label_prefix: String,
+}
+
+/// One worker thread's state.
+pub(super) struct Worker {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: AuthPin,
+    session: Option<Session>,
+    pub(super) handles: Arc<HandleCache>,
+}
+
+/// The process-wide PKCS#11 context of `module`. `C_Initialize` may run only once per process,
+/// so every pool (and every test) of the process shares it.
+pub fn context(module: &Path) -> Result<Pkcs11, HsmError> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let module_err = |reason: String| HsmError::Module {
+        module: module.display().to_string(),
+        reason,
+    };
+    let mut contexts = CONTEXTS
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| module_err("context registry poisoned".into()))?;
+    if let Some(ctx) = contexts.get(module) {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(module).map_err(|e| module_err(e.to_string()))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(module_err(e.to_string())),
+    }
+    contexts.insert(module.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+/// The slot holding the token labelled `label`.
+fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| classify("C_GetSlotList", e))?;
+    for slot in slots {
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(|e| classify("C_GetTokenInfo", e))?;
+        if info.label().trim_end() == label {
+            return Ok(slot);
+        }
+    }
+    Err(HsmError::TokenNotFound(label.to_owned()))
+}
+
+impl Hsm {
+    /// Loads the module, finds the token, and starts the workers, each logged in. Fails if the
+    /// token or the PIN is wrong, so a misconfigured gateway never starts.
+    pub fn start(config: &HsmConfig) -> Result<Hsm, HsmError> {
+        let ctx = context(&config.module)?;
+        let slot = find_slot(&ctx, &config.token_label)?;
+        let workers = threads_or_cores(config.workers);
+        let (jobs, queue) = bounded::<Job>(config.queue_depth);
+        let handles = Arc::new(HandleCache::default());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for n in 0..workers {
+            let mut worker = Worker {
+                ctx: ctx.clone(),
+                slot,
+                pin: AuthPin::new(config.pin.expose().into()),
+                session: None,
+                handles: handles.clone(),
+            };
+            let queue = queue.clone();
+            let ready = ready_tx.clone();
+            thread::Builder::new()
+                .name(format!("hsm-{n}"))
+                .spawn(move || {
+                    let opened = worker.session().map(|_| ());
+                    let ok = opened.is_ok();
+                    let _ = ready.send(opened);
+                    if ok {
+                        // Ends when every sender (every Hsm clone) is gone.
+                        while let Ok(job) = queue.recv() {
+                            job(&mut worker);
+                        }
+                    }
+                })
+                .map_err(|e| HsmError::Module {
+                    module: config.module.display().to_string(),
+                    reason: format!("cannot start worker thread: {e}"),
+                })?;
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            ready_rx.recv().map_err(|_| HsmError::Stopped)??;
+        }
+        Ok(Hsm {
+            inner: Arc::new(Inner {
+                jobs,
+                queue,
+                workers,
+                label_prefix: config.label_prefix.clone(),
+            }),
+        })
+    }
+
+    /// Number of worker threads (= sessions).
+    pub fn workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queue.len()
+    }
+
+    /// Prefix of the gateway's own objects (CA keys, PIN HMAC key).
+    pub(super) fn label_prefix(&self) -> &str {
+        &self.inner.label_prefix
+    }
+
+    /// Runs `job` on a worker with its session; retries once after reopening a lost session or
+    /// evicting stale handles. Full queue → `QueueFull` immediately.
+    pub(super) async fn run<T, F>(&self, job: F) -> Result<T, HsmError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Session, &HandleCache) -> Result<T, HsmError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let boxed: Job = Box::new(move |worker: &mut Worker| {
+            let _ = tx.send(worker.execute(job));
+        });
+        match self.inner.jobs.try_send(boxed) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HsmError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => return Err(HsmError::Stopped),
+        }
+        rx.await.map_err(|_| HsmError::Stopped)?
+    }
+
+    /// A trivial round trip through a worker and the token (readiness probe).
+    pub async fn ping(&self) -> Result<(), HsmError> {
+        self.run(|session, _| {
+            session
+                .get_session_info()
+                .map(|_| ())
+                .map_err(|e| classify("C_GetSessionInfo", e))
+        })
+        .await
+    }
+}
+
+impl Worker {
+    /// The worker's session, opened and logged in on first use or after a loss.
+    fn session(&mut self) -> Result<&Session, HsmError> {
+        if self.session.is_none() {
+            let session = self
+                .ctx
+                .open_rw_session(self.slot)
+                .map_err(|e| classify("C_OpenSession", e))?;
+            match session.login(UserType::User, Some(&self.pin)) {
+                // Login state is per token and process: another worker may have done it.
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                Err(e) => return Err(classify("C_Login", e)),
+            }
+            self.session = Some(session);
+        }
+        self.session.as_ref().ok_or(HsmError::Stopped)
+    }
+
+    fn execute<T>(
+        &mut self,
+        mut job: impl FnMut(&Session, &HandleCache) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        let mut retried = false;
+        loop {
+            let handles = self.handles.clone();
+            let result = job(self.session()?, &handles);
+            match result {
+                Err(HsmError::SessionLost { op }) if !retried => {
+                    tracing::warn!(op, "HSM session lost; reopening and retrying once");
+                    self.session = None;
+                }
+                Err(HsmError::StaleHandle { op }) if !retried => {
+                    tracing::warn!(op, "stale HSM handle; evicting cache and retrying once");
+                    handles.clear();
+                }
+                other => return other,
+            }
+            retried = true;
+        }
+    }
+}

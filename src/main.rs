@@ -1,0 +1,195 @@
+//! The `sigillo` command: `serve`, `migrate`, and the operator's `admin` commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use sigillo::config::Config;
+use sigillo::enrolment::{self, NewCredential, NewUser};
+use sigillo::services::{Services, StartError};
+use sigillo::{app, db, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "sigillo",
+    version,
+    about = "Remote-signing HSM gateway (CSC API)"
+)]
+struct Cli {
+    /// Configuration file layered over the built-in defaults (env: SIGILLO_CONFIG).
+    #[arg(long, env = "SIGILLO_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the gateway: public API and admin API.
+    Serve,
+    /// Applies pending database migrations and exits.
+    Migrate,
+    /// Operator commands (the same operations as the admin API).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Creates a subscriber; prints {user_id, otp_method, totp_uri?}.
+    CreateUser {
+        #[arg(long)]
+        user_id: String,
+        /// The initial password (env: SIGILLO_USER_PASSWORD, to keep it out of the process list).
+        #[arg(long, env = "SIGILLO_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        given_name: String,
+        #[arg(long)]
+        surname: String,
+        #[arg(long)]
+        fiscal_code: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        phone: String,
+        /// sms or totp
+        #[arg(long, default_value = "sms")]
+        otp_method: String,
+    },
+    /// Creates a credential (key in the HSM + certificate); prints it with the PUK, once.
+    CreateCredential {
+        #[arg(long)]
+        user_id: String,
+        /// ec-p256, ec-p384, rsa-2048 or rsa-3072
+        #[arg(long)]
+        key_algo: String,
+        /// signing or authentication
+        #[arg(long, default_value = "signing")]
+        purpose: String,
+        #[arg(long)]
+        validity_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Config(#[from] sigillo::config::ConfigError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Enrol(#[from] enrolment::EnrolError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            let running = app::start(config).await?;
+            running.wait().await;
+        }
+        Command::Migrate => {
+            let pool = db::connect(&config.database).await?;
+            let applied = db::migrate::run(&pool).await?;
+            println!("{}", json!({ "applied": applied }));
+        }
+        Command::Admin(command) => {
+            let services = Services::build(config).await?;
+            admin(&services, command).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn admin(services: &Services, command: AdminCommand) -> Result<(), CliError> {
+    match command {
+        AdminCommand::CreateUser {
+            user_id,
+            password,
+            given_name,
+            surname,
+            fiscal_code,
+            email,
+            phone,
+            otp_method,
+        } => {
+            let otp_method = otp_method
+                .parse()
+                .map_err(|()| CliError::Usage("--otp-method: sms or totp".into()))?;
+            let created = enrolment::create_user(
+                services,
+                NewUser {
+                    user_id,
+                    password,
+                    given_name,
+                    surname,
+                    fiscal_code,
+                    email,
+                    phone,
+                    otp_method,
+                },
+            )
+            .await?;
+            println!(
+                "{}",
+                json!({
+                    "user_id": created.user_id,
+                    "otp_method": created.otp_method.as_str(),
+                    "totp_uri": created.totp_uri,
+                })
+            );
+        }
+        AdminCommand::CreateCredential {
+            user_id,
+            key_algo,
+            purpose,
+            validity_days,
+        } => {
+            let created = enrolment::create_credential(
+                services,
+                NewCredential {
+                    user_id,
+                    key_algo: key_algo.parse().map_err(|()| {
+                        CliError::Usage("--key-algo: ec-p256, ec-p384, rsa-2048 or rsa-3072".into())
+                    })?,
+                    purpose: purpose.parse().map_err(|()| {
+                        CliError::Usage("--purpose: signing or authentication".into())
+                    })?,
+                    validity_days,
+                },
+            )
+            .await?;
+            println!(
+                "{}",
+                json!({
+                    "credential_id": created.credential_id,
+                    "status": created.status.as_str(),
+                    "serial_number": created.serial_number,
+                    "activation": { "puk": created.puk },
+                })
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "sigillo failed");
+            eprintln!("sigillo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! One-time passwords, the second factor of every signature and of every credential change.
+//!
+//! Invariants: an SMS OTP is 6 random digits, stored in Redis only as an HMAC, lives `ttl_secs`,
+//! is consumed by its first correct use and destroyed after `max_tries` wrong ones; sending is
+//! rate-limited per user. A TOTP code (SHA-1, 6 digits, 30 s, ±1 step) is accepted at most
+//! once: a step at or before the last accepted one is refused as a replay. No code is logged.
+
+mod sender;
+mod sms;
+mod totp;
+
+use std::sync::Arc;
+
+pub use sender::{build_sender, HttpSender, OutboxSender, SmsError, SmsSender};
+pub use totp::TotpEnrolment;
+
+use crate::config::OtpConfig;
+use crate::kv::{Kv, KvError};
+use crate::model::{OtpMethod, User};
+use crate::secrets::{Secrets, SecretsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OtpError {
+    #[error("the OTP is wrong")]
+    Wrong,
+    #[error("no valid OTP: it expired, was used, or was never sent")]
+    Expired,
+    #[error("the TOTP code was already used")]
+    Replayed,
+    #[error("too many OTP requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("this user's OTP comes from an authenticator app, not by SMS")]
+    NotOnline,
+    #[error("malformed OTP: 6 digits expected")]
+    Malformed,
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    #[error(transparent)]
+    Sms(#[from] SmsError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("TOTP secret rejected: {0}")]
+    Totp(String),
+}
+
+impl From<redis::RedisError> for OtpError {
+    fn from(err: redis::RedisError) -> Self {
+        OtpError::Kv(KvError(err))
+    }
+}
+
+/// The OTP service: issues and checks codes for a user, whatever the user's method.
+#[derive(Clone)]
+pub struct Otp {
+    kv: Kv,
+    secrets: Arc<Secrets>,
+    sender: Arc<dyn SmsSender>,
+    config: Arc<OtpConfig>,
+}
+
+impl Otp {
+    pub fn new(
+        kv: Kv,
+        secrets: Arc<Secrets>,
+        sender: Arc<dyn SmsSender>,
+        config: OtpConfig,
+    ) -> Self {
+        Otp {
+            kv,
+            secrets,
+            sender,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Checks `code` for `user` by the user's method, consuming it on success.
+    pub async fn verify(&self, user: &User, code: &str) -> Result<(), OtpError> {
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(OtpError::Malformed);
+        }
+        match user.otp_method {
+            OtpMethod::Sms => self.verify_sms(&user.user_id, code).await,
+            OtpMethod::Totp => self.verify_totp(user, code).await,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! SMS OTPs: issue (rate-limited) and verify (atomically, in one Lua script).
+
+use rand::Rng;
+use redis::Script;
+
+use super::{Otp, OtpError};
+use crate::model::{OtpMethod, User};
+
+/// Counts a send in the user's window; returns (sends so far, seconds left in the window).
+const RATE_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('TTL', KEYS[1])}
+";
+
+/// 1 = right (consumed), 0 = wrong (counted; destroyed at max tries), -1 = none/expired.
+const VERIFY_SCRIPT: &str = r"
+local stored = redis.call('HGET', KEYS[1], 'h')
+if not stored then return -1 end
+if stored == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local tries = redis.call('HINCRBY', KEYS[1], 't', 1)
+if tries >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+impl Otp {
+    fn sms_key(&self, user_id: &str) -> String {
+        self.kv.key(&format!("otp:sms:{user_id}"))
+    }
+
+    /// Generates a fresh code for `user`, replacing any earlier one, and texts it.
+    pub async fn send_sms(&self, user: &User) -> Result<(), OtpError> {
+        if user.otp_method != OtpMethod::Sms {
+            return Err(OtpError::NotOnline);
+        }
+        let mut conn = self.kv.conn();
+        let (sent, ttl): (u32, i64) = Script::new(RATE_SCRIPT)
+            .key(self.kv.key(&format!("otp:rate:{}", user.user_id)))
+            .arg(self.config.send_window_secs)
+            .invoke_async(&mut conn)
+            .await?;
+        if sent > self.config.send_limit {
+            return Err(OtpError::RateLimited {
+                retry_after_secs: u64::try_from(ttl).unwrap_or(1).max(1),
+            });
+        }
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+        let digest = self.secrets.otp_digest(&user.user_id, &code)?;
+        let key = self.sms_key(&user.user_id);
+        let () = redis::pipe()
+            .atomic()
+            .del(&key)
+            .ignore()
+            .hset_multiple(&key, &[("h", digest.as_str()), ("t", "0")])
+            .ignore()
+            .expire(&key, i64::try_from(self.config.ttl_secs).unwrap_or(300))
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        let minutes = self.config.ttl_secs.div_ceil(60);
+        let text = format!(
+            "Your sigillo one-time code is {code}. It expires in {minutes} min. \
+             Never share it: we will never ask you for it."
+        );
+        self.sender.send(&user.phone, &text).await?;
+        Ok(())
+    }
+
+    pub(super) async fn verify_sms(&self, user_id: &str, code: &str) -> Result<(), OtpError> {
+        let digest = self.secrets.otp_digest(user_id, code)?;
+        let mut conn = self.kv.conn();
+        let outcome: i64 = Script::new(VERIFY_SCRIPT)
+            .key(self.sms_key(user_id))
+            .arg(digest)
+            .arg(self.config.max_tries)
+            .invoke_async(&mut conn)
+            .await?;
+        match outcome {
+            1 => Ok(()),
+            0 => Err(OtpError::Wrong),
+            _ => Err(OtpError::Expired),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! TOTP (RFC 6238): enrolment secrets and single-use verification.
+
+use rand::RngCore;
+use redis::Script;
+use totp_rs::{Algorithm, TOTP};
+
+use super::{Otp, OtpError};
+use crate::model::User;
+use crate::secrets::ct_eq;
+
+const STEP: u64 = 30;
+
+/// Accepts `step` only if it is later than the last accepted one; 1 = accepted, 0 = replay.
+const REPLAY_SCRIPT: &str = r"
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+";
+
+/// A new TOTP secret: the sealed form to store and the URI to show the user once.
+pub struct TotpEnrolment {
+    pub sealed_secret: Vec<u8>,
+    pub otpauth_uri: String,
+}
+
+impl Otp {
+    fn totp(&self, secret: Vec<u8>, account: &str) -> Result<TOTP, OtpError> {
+        TOTP::new(
+            Algorithm::SHA1,
+            6,
+            1,
+            STEP,
+            secret,
+            Some(self.config.totp_issuer.clone()),
+            account.to_owned(),
+        )
+        .map_err(|e| OtpError::Totp(e.to_string()))
+    }
+
+    /// Creates a 160-bit secret for `user_id`.
+    pub fn new_totp(&self, user_id: &str) -> Result<TotpEnrolment, OtpError> {
+        let mut secret = vec![0u8; 20];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let sealed_secret = self.secrets.seal(user_id, &secret)?;
+        let otpauth_uri = self.totp(secret, user_id)?.get_url();
+        Ok(TotpEnrolment {
+            sealed_secret,
+            otpauth_uri,
+        })
+    }
+
+    pub(super) async fn verify_totp(&self, user: &User, code: &str) -> Result<(), OtpError> {
+        let sealed = user.totp_secret.as_deref().ok_or(OtpError::Expired)?;
+        let secret = self.secrets.open(&user.user_id, sealed)?;
+        let totp = self.totp(secret.to_vec(), &user.user_id)?;
+        let now = time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .unsigned_abs()
+            / STEP;
+        let step = [now.saturating_sub(1), now, now + 1]
+            .into_iter()
+            .find(|s| ct_eq(totp.generate(s * STEP).as_bytes(), code.as_bytes()))
+            .ok_or(OtpError::Wrong)?;
+        let mut conn = self.kv.conn();
+        let accepted: i64 = Script::new(REPLAY_SCRIPT)
+            .key(self.kv.key(&format!("otp:totp:{}", user.user_id)))
+            .arg(step)
+            .arg(STEP * 4)
+            .invoke_async(&mut conn)
+            .await?;
+        if accepted == 1 {
+            Ok(())
+        } else {
+            Err(OtpError::Replayed)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The self-service API for MySign-style portals (`/api/v1`), called with the subscriber's
+//! bearer token. Errors have the CSC shape.
+
+pub mod credentials;
+pub mod wire;

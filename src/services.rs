@@ -1,0 +1,108 @@
+//! `Services`: everything the domain needs, built once at start-up and shared by every
+//! request, CLI command and test. No HTTP types here.
+
+use std::sync::Arc;
+
+use crate::activation::PinVault;
+use crate::auth::Tokens;
+use crate::ca::{Ca, CaError};
+use crate::config::Config;
+use crate::db::{self, Db, DbError};
+use crate::hsm::{Hsm, HsmError};
+use crate::kv::{Kv, KvError};
+use crate::metrics::Metrics;
+use crate::otp::{build_sender, Otp, SmsError};
+use crate::secrets::{Secrets, SecretsError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("PostgreSQL: {0}")]
+    Db(#[from] DbError),
+    #[error("Redis: {0}")]
+    Kv(#[from] KvError),
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("CA: {0}")]
+    Ca(#[from] CaError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
+    #[error("SMS sender: {0}")]
+    Sms(#[from] SmsError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub kv: Kv,
+    pub hsm: Hsm,
+    pub ca: Ca,
+    pub pins: PinVault,
+    pub otp: Otp,
+    pub tokens: Tokens,
+    pub metrics: Metrics,
+}
+
+impl Services {
+    /// Connects to PostgreSQL (and migrates), Redis and the HSM, then loads or creates the
+    /// gateway's own HSM objects under a cluster-wide lock.
+    pub async fn build(config: Config) -> Result<Services, StartError> {
+        let db = db::connect(&config.database).await?;
+        db::migrate::run(&db).await?;
+        let kv = Kv::connect(&config.redis).await?;
+        let hsm_config = config.hsm.clone();
+        let hsm = tokio::task::spawn_blocking(move || Hsm::start(&hsm_config))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))??;
+        let secrets = Arc::new(Secrets::derive(config.security.token_secret.expose())?);
+
+        // Nodes starting together must not each create a CA or a PIN key.
+        let lock = db.get().await.map_err(DbError::from)?;
+        lock.execute(
+            "SELECT pg_advisory_lock(hashtext(current_schema() || ':bootstrap'))",
+            &[],
+        )
+        .await
+        .map_err(DbError::from)?;
+        let own_objects = async {
+            let pins = PinVault::ensure(&hsm).await?;
+            let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
+            Ok::<_, StartError>((pins, ca))
+        }
+        .await;
+        lock.execute(
+            "SELECT pg_advisory_unlock(hashtext(current_schema() || ':bootstrap'))",
+            &[],
+        )
+        .await
+        .map_err(DbError::from)?;
+        let (pins, ca) = own_objects?;
+
+        let otp = Otp::new(
+            kv.clone(),
+            secrets.clone(),
+            build_sender(&config.otp)?,
+            config.otp.clone(),
+        );
+        let tokens = Tokens::new(secrets.token_key(), config.security.access_token_ttl_secs);
+        Ok(Services {
+            metrics: Metrics::new()?,
+            config,
+            db,
+            kv,
+            hsm,
+            ca,
+            pins,
+            otp,
+            tokens,
+        })
+    }
+}

@@ -192,14 +192,11 @@ impl From<OtpError> for ApiError {
 impl From<ActivationError> for ApiError {
     fn from(err: ActivationError) -> Self {
         match err {
-            ActivationError::CredentialNotFound | ActivationError::Malformed { .. } => {
-                ApiError::invalid_request(err.to_string())
-            }
-            ActivationError::WrongState(_) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_credential_state",
-                err.to_string(),
-            ),
+            // CSC has no code of its own for a credential in the wrong state: the description
+            // names the state.
+            ActivationError::CredentialNotFound
+            | ActivationError::Malformed { .. }
+            | ActivationError::WrongState(_) => ApiError::invalid_request(err.to_string()),
             ActivationError::WrongPuk { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_puk", err.to_string())
             }
@@ -312,7 +309,7 @@ mod tests {
         );
         assert_eq!(
             code(ActivationError::WrongState(CredentialStatus::Active)),
-            (400, "invalid_credential_state")
+            (400, "invalid_request")
         );
         assert_eq!(
             code(ActivationError::WrongPuk { remaining: 3 }),

@@ -1,5 +1,5 @@
 //! Schema migrations: numbered SQL files built into the binary, applied in order, each in its
-//! own transaction, under an advisory lock so that several nodes starting at once apply each
+//! transaction, under an advisory lock so that several nodes starting at once apply each
 //! migration exactly once.
 
 use super::{Db, DbError};
@@ -8,26 +8,25 @@ use super::{Db, DbError};
 const MIGRATIONS: &[(i32, &str, &str)] =
     &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
-/// Applies the migrations not yet recorded; returns how many ran.
+/// Applies the migrations not yet recorded, all in one transaction; returns how many ran.
 pub async fn run(db: &Db) -> Result<usize, DbError> {
     let mut client = db.get().await?;
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version INTEGER PRIMARY KEY,
-                name TEXT NOT NULL,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .await?;
+    let tx = client.transaction().await?;
+    // Serialise migrators of this schema across nodes; released at commit.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':migrate'))",
+        &[],
+    )
+    .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await?;
     let mut applied = 0;
     for (version, name, sql) in MIGRATIONS {
-        let tx = client.transaction().await?;
-        // Serialise migrators of this schema across nodes; released at commit.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':migrate'))",
-            &[],
-        )
-        .await?;
         let done = tx
             .query_opt(
                 "SELECT 1 FROM schema_migrations WHERE version = $1",
@@ -45,7 +44,7 @@ pub async fn run(db: &Db) -> Result<usize, DbError> {
             applied += 1;
             tracing::info!(version, name, "migration applied");
         }
-        tx.commit().await?;
     }
+    tx.commit().await?;
     Ok(applied)
 }

@@ -34,8 +34,13 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
         .build()
         .map_err(|e| DbError::Config(e.to_string()))?;
     let client = pool.get().await?;
+    // `IF NOT EXISTS` alone races when several nodes start at once: serialise on a lock.
     client
-        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", config.schema))
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('sigillo-schema:{schema}')); \
+             CREATE SCHEMA IF NOT EXISTS {schema}; COMMIT;",
+            schema = config.schema
+        ))
         .await?;
     Ok(pool)
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -106,6 +107,17 @@ impl SignMechanism {
             SignMechanism::RsaPkcs => Mechanism::RsaPkcs,
         }
     }
+}
+
+/// Serialises the creation and destruction of token objects in this process. SoftHSM2's file
+/// object store answers concurrent creates from several sessions with CKR_GENERAL_ERROR; key
+/// creation is rare (enrolment, start-up), so the lock costs nothing on the signing path.
+static OBJECT_STORE: Mutex<()> = Mutex::new(());
+
+fn object_store_lock() -> std::sync::MutexGuard<'static, ()> {
+    OBJECT_STORE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 const PRIVATE: u8 = 1;
@@ -235,6 +247,7 @@ fn generate_pair(session: &Session, algo: KeyAlgo, id: &[u8], label: &str) -> Re
         Attribute::Sign(true),
     ];
     common(&mut private);
+    let _store = object_store_lock();
     let mechanism = if let Some(params) = algo.ec_params() {
         public.push(Attribute::EcParams(params.to_vec()));
         Mechanism::EccKeyPairGen
@@ -309,6 +322,7 @@ impl Hsm {
                 Attribute::Id(id.to_vec()),
                 Attribute::Label(label.as_bytes().to_vec()),
             ];
+            let _store = object_store_lock();
             session
                 .generate_key(&Mechanism::GenericSecretKeyGen, &template)
                 .map(|_| ())
@@ -347,6 +361,7 @@ impl Hsm {
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
     pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
         self.run(move |session, cache| {
+            let _store = object_store_lock();
             cache.remove(&id);
             for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
                 let found = session

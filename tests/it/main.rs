@@ -1,1 +1,14 @@
-fn main() {}
+//! Integration tests: one binary, against the real Redis, PostgreSQL and SoftHSM2 token that
+//! `scripts/test` starts. Each test spawns its own gateway with its own database schema, Redis
+//! key prefix and HSM label prefix, so tests run in parallel without seeing each other.
+
+mod activation;
+mod admin;
+mod bootstrap;
+mod ca;
+mod keystore;
+mod login;
+mod ops;
+mod otp;
+mod secrecy;
+mod support;

@@ -1,0 +1,130 @@
+//! The admin API: its own listener and token, strict input, the password policy.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{assert_error, random_suffix, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_policy_violations_name_the_rule() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("Ab1!xyz", "at least 8 characters"),
+        ("abcdefg1!", "upper-case"),
+        ("ABCDEFG1!", "lower-case"),
+        ("Abcdefgh!", "digit"),
+        ("Abcdefgh1", "special character"),
+        ("Abbb-cdef1", "more than twice in a row"),
+    ];
+    for (password, rule) in cases {
+        let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
+        user["password"] = json!(password);
+        let got = app.admin_post("/admin/v1/users", user).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+        let description = got.1["error_description"].as_str().unwrap();
+        assert!(description.contains(rule), "{password}: {description}");
+    }
+    let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
+    user["password"] = json!("Abb-cdde1!");
+    let (status, body) = app.admin_post("/admin/v1/users", user).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "twice in a row is allowed: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_input_is_validated() {
+    let app = TestApp::spawn().await;
+    let bad_fields = [
+        ("user_id", json!("no spaces allowed")),
+        ("fiscal_code", json!("RSSMRA80")),
+        ("email", json!("not-an-email")),
+        ("phone", json!("0039333")),
+        ("otp_method", json!("carrier-pigeon")),
+        ("given_name", json!("")),
+    ];
+    for (field, value) in bad_fields {
+        let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
+        user[field] = value;
+        let got = app.admin_post("/admin/v1/users", user).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(
+            got.1["error_description"].as_str().unwrap().contains(field),
+            "{field}: {}",
+            got.1
+        );
+    }
+    let mut user = TestApp::user_json("u-extra", "sms");
+    user["is_admin"] = json!(true);
+    let got = app.admin_post("/admin/v1/users", user).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+
+    let user = app.create_user("sms").await;
+    let got = app
+        .admin_post("/admin/v1/users", TestApp::user_json(&user.user_id, "sms"))
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "user_exists");
+
+    let path = format!("/admin/v1/users/{}/credentials", user.user_id);
+    for body in [
+        json!({ "key_algo": "rsa-1024", "purpose": "signing" }),
+        json!({ "key_algo": "ec-p256", "purpose": "encryption" }),
+        json!({ "key_algo": "ec-p256", "purpose": "signing", "validity_days": 0 }),
+        json!({ "key_algo": "ec-p256", "purpose": "signing", "validity_days": 4000 }),
+        json!({ "key_algo": "ec-p256" }),
+    ] {
+        let got = app.admin_post(&path, body.clone()).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let got = app
+        .admin_post(
+            "/admin/v1/users/nobody-here/credentials",
+            json!({ "key_algo": "ec-p256", "purpose": "signing" }),
+        )
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "user_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_needs_its_token_and_is_not_on_the_public_listener() {
+    let app = TestApp::spawn().await;
+    for token in [None, Some("wrong-token-wrong-token")] {
+        let mut req = app
+            .client
+            .post(format!("{}/admin/v1/users", app.admin))
+            .json(&TestApp::user_json("u-noauth", "sms"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.headers().contains_key("www-authenticate"));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_token");
+    }
+    let res = app
+        .client
+        .post(format!("{}/admin/v1/users", app.public))
+        .bearer_auth(&app.admin_token)
+        .json(&TestApp::user_json("u-public", "sms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_users_get_an_otpauth_uri_once() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("totp").await;
+    let uri = user.totp_uri.expect("totp_uri");
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(
+        uri.contains("secret=") && uri.contains("issuer=sigillo"),
+        "{uri}"
+    );
+    let sms = app.create_user("sms").await;
+    assert!(sms.totp_uri.is_none());
+}

@@ -1,0 +1,64 @@
+//! Several nodes starting at once on one database and one token create ONE CA and ONE PIN key.
+
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use sigillo::services::Services;
+
+use crate::support::{env, random_suffix, test_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_share_one_ca_and_one_pin_key() {
+    let isolation = random_suffix();
+    let config = test_config(&isolation);
+    let (a, b, c) = tokio::join!(
+        Services::build(config.clone()),
+        Services::build(config.clone()),
+        Services::build(config.clone())
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    for other in [&b, &c] {
+        assert_eq!(
+            a.ca.root().to_der().unwrap(),
+            other.ca.root().to_der().unwrap()
+        );
+        assert_eq!(
+            a.ca.issuing().to_der().unwrap(),
+            other.ca.issuing().to_der().unwrap()
+        );
+    }
+    // A later start (a restart) loads the same CA.
+    let again = Services::build(config.clone()).await.unwrap();
+    assert_eq!(
+        a.ca.root().to_der().unwrap(),
+        again.ca.root().to_der().unwrap()
+    );
+
+    let ctx = sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE"))).unwrap();
+    let label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(
+        UserType::User,
+        Some(&AuthPin::new(env("SIGILLO_TEST_HSM_PIN").into())),
+    );
+    let prefix = &config.hsm.label_prefix;
+    for (class, name) in [
+        (ObjectClass::SECRET_KEY, "pin-hmac"),
+        (ObjectClass::PRIVATE_KEY, "ca-root"),
+        (ObjectClass::PRIVATE_KEY, "ca-issuing"),
+    ] {
+        let found = session
+            .find_objects(&[
+                Attribute::Class(class),
+                Attribute::Id(format!("{prefix}{name}").into_bytes()),
+            ])
+            .unwrap();
+        assert_eq!(found.len(), 1, "{name}");
+    }
+}

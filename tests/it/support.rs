@@ -1,0 +1,290 @@
+//! `TestApp`: a gateway on ephemeral ports over the shared test stack, plus helpers to drive
+//! it like a client would.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sigillo::app::{self, Running};
+use sigillo::config::{Config, Secret};
+
+/// Every log line the gateways of this test binary wrote (JSON lines).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().map(|b| b.clone()).unwrap_or_default())
+        .into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(Default::default)
+}
+
+#[derive(Clone)]
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let buffer = log_buffer().clone();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter("info,sigillo=trace")
+            .with_writer(move || BufferWriter(buffer.clone()))
+            .try_init();
+    });
+}
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through scripts/test, which starts Redis, PostgreSQL and SoftHSM2")
+    })
+}
+
+pub fn random_suffix() -> String {
+    format!(
+        "{:012x}",
+        rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff
+    )
+}
+
+/// A config for a fresh, isolated gateway on the test stack.
+pub fn test_config(isolation: &str) -> Config {
+    let mut c = Config::defaults().expect("defaults parse");
+    c.server.public_addr = "127.0.0.1:0".parse().unwrap();
+    c.server.admin_addr = "127.0.0.1:0".parse().unwrap();
+    c.server.workers = 1;
+    c.database.url = Secret::new(env("SIGILLO_TEST_DATABASE_URL"));
+    c.database.schema = format!("t_{isolation}");
+    c.database.pool_size = 4;
+    c.redis.url = Secret::new(env("SIGILLO_TEST_REDIS_URL"));
+    c.redis.key_prefix = format!("t_{isolation}:");
+    c.hsm.module = PathBuf::from(env("SIGILLO_TEST_HSM_MODULE"));
+    c.hsm.token_label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
+    c.hsm.pin = Secret::new(env("SIGILLO_TEST_HSM_PIN"));
+    c.hsm.workers = 2;
+    c.hsm.label_prefix = format!("t_{isolation}-");
+    c.security.admin_token = Secret::new(format!("admin-{}", random_suffix()));
+    c.security.token_secret =
+        Secret::new(format!("secret-{}-{}", random_suffix(), random_suffix()));
+    c.otp.outbox_path =
+        PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("outbox-{isolation}.jsonl"));
+    c.validate().expect("test config is valid");
+    c
+}
+
+pub struct TestApp {
+    pub public: String,
+    pub admin: String,
+    pub admin_token: String,
+    pub config: Config,
+    pub client: reqwest::Client,
+    pub running: Running,
+}
+
+/// A subscriber created through the admin API.
+pub struct TestUser {
+    pub user_id: String,
+    pub password: String,
+    pub totp_uri: Option<String>,
+}
+
+/// A credential created through the admin API.
+pub struct TestCredential {
+    pub id: String,
+    pub puk: String,
+}
+
+pub const PASSWORD: &str = "Sigillo-Test-2026!";
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        init_logging();
+        let mut config = test_config(&random_suffix());
+        adjust(&mut config);
+        let running = app::start(config.clone())
+            .await
+            .expect("the gateway starts");
+        TestApp {
+            public: format!("http://{}", running.public_addr),
+            admin: format!("http://{}", running.admin_addr),
+            admin_token: config.security.admin_token.expose().to_owned(),
+            config,
+            client: reqwest::Client::new(),
+            running,
+        }
+    }
+
+    pub fn services(&self) -> &sigillo::services::Services {
+        &self.running.services
+    }
+
+    /// POST to the admin listener with the admin token.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST to the public listener, optionally with a bearer token.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.public))
+            .json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn user_json(user_id: &str, otp_method: &str) -> Value {
+        json!({
+            "user_id": user_id,
+            "password": PASSWORD,
+            "given_name": "Mario",
+            "surname": "Rossi",
+            "fiscal_code": "RSSMRA80A01H501U",
+            "email": "mario.rossi@example.org",
+            "phone": "+393331234567",
+            "otp_method": otp_method,
+        })
+    }
+
+    pub async fn create_user(&self, otp_method: &str) -> TestUser {
+        let user_id = format!("user-{}", random_suffix());
+        let (status, body) = self
+            .admin_post("/admin/v1/users", Self::user_json(&user_id, otp_method))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        TestUser {
+            user_id,
+            password: PASSWORD.into(),
+            totp_uri: body["totp_uri"].as_str().map(str::to_owned),
+        }
+    }
+
+    pub async fn create_credential(
+        &self,
+        user: &TestUser,
+        key_algo: &str,
+        purpose: &str,
+    ) -> TestCredential {
+        let (status, body) = self
+            .admin_post(
+                &format!("/admin/v1/users/{}/credentials", user.user_id),
+                json!({ "key_algo": key_algo, "purpose": purpose }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "inactive");
+        TestCredential {
+            id: body["credential_id"].as_str().unwrap().to_owned(),
+            puk: body["activation"]["puk"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn login(&self, user: &TestUser) -> String {
+        let res = self
+            .client
+            .post(format!("{}/csc/v2/auth/login", self.public))
+            .basic_auth(&user.user_id, Some(&user.password))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends an SMS OTP for `credential` and returns the code from the outbox.
+    pub async fn sms_otp(&self, token: &str, credential: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/csc/v2/credentials/sendOTP",
+                Some(token),
+                json!({ "credentialID": credential }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        self.last_sms_code()
+    }
+
+    /// The 6-digit code in the newest outbox message.
+    pub fn last_sms_code(&self) -> String {
+        let outbox = std::fs::read_to_string(&self.config.otp.outbox_path).expect("outbox exists");
+        let line = outbox.lines().last().expect("a message was sent");
+        let message: Value = serde_json::from_str(line).unwrap();
+        let text = message["text"].as_str().unwrap();
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("a 6-digit code in the SMS")
+            .to_owned()
+    }
+
+    pub async fn activate(
+        &self,
+        token: &str,
+        credential: &str,
+        puk: &str,
+        pin: &str,
+        otp: &str,
+    ) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/credentials/{credential}/activate"),
+            Some(token),
+            json!({ "puk": puk, "new_pin": pin, "otp": otp }),
+        )
+        .await
+    }
+}
+
+/// The current TOTP code of an otpauth:// URI, and the code of the next step.
+pub fn totp_codes(uri: &str) -> (String, String) {
+    let totp = totp_rs::TOTP::from_url_unchecked(uri).expect("valid otpauth URI");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (totp.generate(now), totp.generate(now + 30))
+}
+
+/// Asserts a CSC error: status and `error` code, with a non-empty description.
+pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["error"], code, "{}", got.1);
+    assert!(
+        got.1["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{}",
+        got.1
+    );
+}

@@ -109,9 +109,10 @@ impl SignMechanism {
     }
 }
 
-/// Serialises the creation and destruction of token objects in this process. SoftHSM2's file
-/// object store answers concurrent creates from several sessions with CKR_GENERAL_ERROR; key
-/// creation is rare (enrolment, start-up), so the lock costs nothing on the signing path.
+/// Serialises every walk of the object store (search, creation, destruction) in this process.
+/// SoftHSM2's file store answers a create racing another session's search or create with
+/// CKR_GENERAL_ERROR. These are rare (enrolment, start-up, the first use of a key: handles are
+/// cached), so the lock never touches the signing path.
 static OBJECT_STORE: Mutex<()> = Mutex::new(());
 
 fn object_store_lock() -> std::sync::MutexGuard<'static, ()> {
@@ -134,9 +135,7 @@ fn find(
     if let Some(handle) = cache.get(tag, id) {
         return Ok(handle);
     }
-    let found = session
-        .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
-        .map_err(|e| classify("C_FindObjects", e))?;
+    let found = find_all(session, class, id)?;
     match found.as_slice() {
         [handle] => {
             cache.insert(tag, id, *handle);
@@ -150,21 +149,25 @@ fn find(
     }
 }
 
-fn count(session: &Session, class: ObjectClass, id: &[u8]) -> Result<usize, HsmError> {
+/// Every object of `class` with `CKA_ID = id` (under the object-store lock).
+fn find_all(
+    session: &Session,
+    class: ObjectClass,
+    id: &[u8],
+) -> Result<Vec<ObjectHandle>, HsmError> {
+    let _store = object_store_lock();
     session
         .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
-        .map(|v| v.len())
         .map_err(|e| classify("C_FindObjects", e))
+}
+
+fn count(session: &Session, class: ObjectClass, id: &[u8]) -> Result<usize, HsmError> {
+    find_all(session, class, id).map(|v| v.len())
 }
 
 /// Reads the public half of a key pair and returns it as DER SubjectPublicKeyInfo.
 fn public_key_spki(session: &Session, algo: KeyAlgo, id: &[u8]) -> Result<Vec<u8>, HsmError> {
-    let found = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::Id(id.to_vec()),
-        ])
-        .map_err(|e| classify("C_FindObjects", e))?;
+    let found = find_all(session, ObjectClass::PUBLIC_KEY, id)?;
     let handle = match found.as_slice() {
         [handle] => *handle,
         [] => return Err(HsmError::KeyNotFound(hex::encode(id))),
@@ -361,12 +364,10 @@ impl Hsm {
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
     pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
         self.run(move |session, cache| {
-            let _store = object_store_lock();
             cache.remove(&id);
             for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
-                let found = session
-                    .find_objects(&[Attribute::Class(class), Attribute::Id(id.clone())])
-                    .map_err(|e| classify("C_FindObjects", e))?;
+                let found = find_all(session, class, &id)?;
+                let _store = object_store_lock();
                 for handle in found {
                     session
                         .destroy_object(handle)

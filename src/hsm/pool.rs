@@ -74,16 +74,33 @@ pub(super) struct Worker {
     pub(super) handles: Arc<HandleCache>,
 }
 
+type Contexts = Mutex<HashMap<PathBuf, Pkcs11>>;
+
+fn contexts() -> &'static Contexts {
+    static CONTEXTS: OnceLock<Contexts> = OnceLock::new();
+    CONTEXTS.get_or_init(Default::default)
+}
+
+/// Runs at process exit: `C_Finalize` every module before its own static destructors run.
+/// Without it SoftHSM2 tears itself down after OpenSSL's exit handlers and can crash the exit.
+extern "C" fn finalize_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Ok(mut contexts) = contexts().try_lock() {
+            for (_, ctx) in contexts.drain() {
+                let _ = ctx.finalize();
+            }
+        }
+    });
+}
+
 /// The process-wide PKCS#11 context of `module`. `C_Initialize` may run only once per process,
 /// so every pool (and every test) of the process shares it.
 pub fn context(module: &Path) -> Result<Pkcs11, HsmError> {
-    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
     let module_err = |reason: String| HsmError::Module {
         module: module.display().to_string(),
         reason,
     };
-    let mut contexts = CONTEXTS
-        .get_or_init(Default::default)
+    let mut contexts = contexts()
         .lock()
         .map_err(|_| module_err("context registry poisoned".into()))?;
     if let Some(ctx) = contexts.get(module) {
@@ -93,6 +110,12 @@ pub fn context(module: &Path) -> Result<Pkcs11, HsmError> {
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(module_err(e.to_string())),
+    }
+    if contexts.is_empty() {
+        // SAFETY: registers a plain `extern "C"` function with no captured state.
+        unsafe {
+            libc::atexit(finalize_at_exit);
+        }
     }
     contexts.insert(module.to_path_buf(), ctx.clone());
     Ok(ctx)

@@ -40,3 +40,64 @@ async fn health_readiness_metrics_and_openapi() {
         "invalid_request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_the_dependency_that_is_down() {
+    // A Redis of this test's own, so that stopping it harms no other test.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_TMP"))
+        .join(format!("redis-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+        ])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed by scripts/test");
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut up = false;
+    for _ in 0..50 {
+        if redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the private redis-server started");
+    let app =
+        TestApp::spawn_with(|c| c.redis.url = sigillo::config::Secret::new(url.clone())).await;
+    let readyz = || app.client.get(format!("{}/readyz", app.public)).send();
+    assert_eq!(readyz().await.unwrap().status(), StatusCode::OK);
+
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let res = readyz().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["failing"], serde_json::json!(["redis"]), "{body}");
+    // Liveness is not readiness: the process still answers.
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

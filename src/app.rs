@@ -16,19 +16,44 @@ use crate::{admin, csc, health, portal};
 /// The OpenAPI description of every endpoint, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi/sigillo.yaml");
 
-/// Public routes: CSC v2, the self-service portal API, operations.
+/// Public routes: CSC v2 and v1, the self-service portal API, operations.
 pub fn public_routes(cfg: &mut web::ServiceConfig) {
+    use csc::{auth, credentials as cred, info, signatures as sig};
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.yaml", web::get().to(openapi))
         .service(
             web::scope("/csc/v2")
-                .route("/auth/login", web::post().to(csc::auth::login))
+                .route("/info", web::get().to(info::info_v2))
+                .route("/info", web::post().to(info::info_v2))
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/revoke", web::post().to(auth::revoke))
+                .route("/credentials/list", web::post().to(cred::list_v2))
+                .route("/credentials/info", web::post().to(cred::info_v2_handler))
+                .route("/credentials/sendOTP", web::post().to(cred::send_otp))
+                .route("/credentials/authorize", web::post().to(cred::authorize_v2))
                 .route(
-                    "/credentials/sendOTP",
-                    web::post().to(csc::credentials::send_otp),
-                ),
+                    "/credentials/extendTransaction",
+                    web::post().to(cred::extend_v2),
+                )
+                .route("/signatures/signHash", web::post().to(sig::sign_hash_v2)),
+        )
+        .service(
+            web::scope("/csc/v1")
+                .route("/info", web::get().to(info::info_v1))
+                .route("/info", web::post().to(info::info_v1))
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/revoke", web::post().to(auth::revoke))
+                .route("/credentials/list", web::post().to(cred::list_v1))
+                .route("/credentials/info", web::post().to(cred::info_v1_handler))
+                .route("/credentials/sendOTP", web::post().to(cred::send_otp))
+                .route("/credentials/authorize", web::post().to(cred::authorize_v1))
+                .route(
+                    "/credentials/extendTransaction",
+                    web::post().to(cred::extend_v1),
+                )
+                .route("/signatures/signHash", web::post().to(sig::sign_hash_v1)),
         )
         .service(web::scope("/api/v1").route(
             "/credentials/{credential_id}/activate",

@@ -1,30 +1,87 @@
-//! The audit trail: one durable row per security-relevant operation, written before the
-//! operation's result is returned.
+//! The audit trail: one durable row per security-relevant operation, committed BEFORE the
+//! operation's result is returned. Concurrent records are group-committed: one writer task
+//! drains the queue into a single multi-row INSERT and acknowledges every waiting request.
 
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::db::repo::audit::{self, AuditRecord};
 use crate::db::{Db, DbError};
 
-/// Records that `actor` did `action` (on `credential_id`) with `outcome`.
-pub async fn record(
-    db: &Db,
-    actor: &str,
-    action: &'static str,
-    credential_id: Option<Uuid>,
-    outcome: &'static str,
-    detail: Value,
-) -> Result<(), DbError> {
-    audit::insert(
-        db,
-        &AuditRecord {
+/// Most rows per INSERT.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log write failed: {0}")]
+    Write(String),
+    #[error("the audit writer stopped")]
+    Stopped,
+}
+
+impl From<DbError> for AuditError {
+    fn from(err: DbError) -> Self {
+        AuditError::Write(err.to_string())
+    }
+}
+
+type Pending = (AuditRecord, oneshot::Sender<Result<(), String>>);
+
+/// Handle on the group-commit writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Audit {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Audit {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: Db) -> Audit {
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(writer(db, rx));
+        Audit { tx }
+    }
+
+    /// Records that `actor` did `action` (on `credential_id`) with `outcome`; returns once the
+    /// row is committed.
+    pub async fn record(
+        &self,
+        actor: &str,
+        action: &'static str,
+        credential_id: Option<Uuid>,
+        outcome: &'static str,
+        detail: Value,
+    ) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        let record = AuditRecord {
             actor: actor.to_owned(),
             action,
             credential_id,
             outcome,
             detail,
-        },
-    )
-    .await
+        };
+        self.tx
+            .send((record, ack))
+            .await
+            .map_err(|_| AuditError::Stopped)?;
+        done.await
+            .map_err(|_| AuditError::Stopped)?
+            .map_err(AuditError::Write)
+    }
+}
+
+async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let records: Vec<&AuditRecord> = batch.iter().map(|(r, _)| r).collect();
+        let result = audit::insert_many(&db, &records)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, rows = batch.len(), "audit commit failed");
+        }
+        for (_, ack) in batch.drain(..) {
+            let _ = ack.send(result.clone());
+        }
+    }
 }

@@ -54,6 +54,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub otp: OtpConfig,
     pub ca: CaConfig,
+    pub csc: CscConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +133,21 @@ pub struct CaConfig {
     pub default_validity_days: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CscConfig {
+    pub name: String,
+    pub logo: String,
+    pub region: String,
+    pub lang: String,
+    pub description: String,
+    pub scal: String,
+    pub sad_ttl_secs: u64,
+    pub max_signatures: u32,
+    pub max_hashes: usize,
+    pub refresh_token_ttl_secs: u64,
+}
+
 impl Config {
     /// Loads defaults, then `file` (if any), then the environment, and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -194,6 +210,15 @@ impl Config {
         }
         if self.otp.max_tries == 0 || self.otp.ttl_secs == 0 {
             return invalid("otp", "ttl_secs and max_tries must be positive");
+        }
+        if self.csc.scal != "1" && self.csc.scal != "2" {
+            return invalid("csc.scal", "\"1\" or \"2\"");
+        }
+        if self.csc.max_hashes == 0 || self.csc.max_signatures == 0 || self.csc.sad_ttl_secs == 0 {
+            return invalid(
+                "csc",
+                "max_hashes, max_signatures and sad_ttl_secs must be positive",
+            );
         }
         if !is_identifier(&self.database.schema) {
             return invalid("database.schema", "must be a plain SQL identifier");

@@ -9,14 +9,18 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::activation::sad::SadError;
 use crate::activation::ActivationError;
+use crate::audit::AuditError;
 use crate::auth::AuthError;
 use crate::ca::CaError;
+use crate::credentials::CredentialError;
 use crate::db::DbError;
 use crate::enrolment::EnrolError;
-use crate::hsm::HsmError;
+use crate::hsm::{HsmError, MechanismError};
 use crate::kv::KvError;
 use crate::otp::OtpError;
+use crate::signing::SigningError;
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -140,6 +144,13 @@ impl From<KvError> for ApiError {
     }
 }
 
+impl From<AuditError> for ApiError {
+    fn from(err: AuditError) -> Self {
+        tracing::error!(error = %err, "audit log unavailable");
+        ApiError::unavailable("the audit log is unavailable; retry later", 5)
+    }
+}
+
 impl From<CaError> for ApiError {
     fn from(err: CaError) -> Self {
         match err {
@@ -159,6 +170,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken => ApiError::invalid_token(err.to_string()),
             AuthError::Policy(rule) => ApiError::invalid_request(rule.to_string()),
             AuthError::Db(e) => e.into(),
+            AuthError::Kv(e) => e.into(),
             AuthError::Hashing(_) => ApiError::internal(&err),
         }
     }
@@ -205,10 +217,53 @@ impl From<ActivationError> for ApiError {
                 "credential_blocked",
                 err.to_string(),
             ),
+            ActivationError::WrongPin { .. } | ActivationError::PinBlocked => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_pin", err.to_string())
+            }
+            ActivationError::CertificateExpired | ActivationError::SadUnknown => {
+                ApiError::invalid_request(err.to_string())
+            }
+            ActivationError::Kv(e) => e.into(),
             ActivationError::Otp(e) => e.into(),
             ActivationError::Hsm(e) => e.into(),
             ActivationError::Db(e) => e.into(),
+            ActivationError::Audit(e) => e.into(),
         }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(err: CredentialError) -> Self {
+        match err {
+            CredentialError::NotFound => ApiError::invalid_request(err.to_string()),
+            CredentialError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<SadError> for ApiError {
+    fn from(err: SadError) -> Self {
+        match err {
+            SadError::TokenRevoked => ApiError::invalid_token(err.to_string()),
+            _ => ApiError::invalid_request(err.to_string()),
+        }
+    }
+}
+
+impl From<SigningError> for ApiError {
+    fn from(err: SigningError) -> Self {
+        match err {
+            SigningError::Sad(e) => e.into(),
+            SigningError::Kv(e) => e.into(),
+            SigningError::Hsm(e) => e.into(),
+            SigningError::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<MechanismError> for ApiError {
+    fn from(err: MechanismError) -> Self {
+        ApiError::invalid_request(err.to_string())
     }
 }
 
@@ -228,6 +283,7 @@ impl From<EnrolError> for ApiError {
             EnrolError::Hsm(e) => e.into(),
             EnrolError::Ca(e) => e.into(),
             EnrolError::Db(e) => e.into(),
+            EnrolError::Audit(e) => e.into(),
         }
     }
 }
@@ -322,6 +378,29 @@ mod tests {
         assert_eq!(
             code(ActivationError::Otp(OtpError::Wrong)),
             (400, "invalid_otp")
+        );
+    }
+
+    #[test]
+    fn signing_errors() {
+        assert_eq!(code(SadError::TokenRevoked), (401, "invalid_token"));
+        for e in [
+            SadError::Unknown,
+            SadError::OtherCredential,
+            SadError::Exhausted { left: 0, asked: 1 },
+            SadError::HashAlgorithm,
+            SadError::HashNotAuthorised { position: 1 },
+            SadError::KeyMismatch,
+            SadError::NotSigning,
+        ] {
+            assert_eq!(code(SigningError::Sad(e)), (400, "invalid_request"));
+        }
+        assert_eq!(code(SigningError::Hsm(HsmError::QueueFull)).0, 503);
+        assert_eq!(code(SigningError::Audit(AuditError::Stopped)).0, 503);
+        assert_eq!(code(CredentialError::NotFound), (400, "invalid_request"));
+        assert_eq!(
+            code(MechanismError::UnknownSignAlgo("1.2.3".into())),
+            (400, "invalid_request")
         );
     }
 

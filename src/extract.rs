@@ -8,7 +8,9 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use futures_util::future::LocalBoxFuture;
 
+use crate::auth::{session, Claims};
 use crate::error::ApiError;
 use crate::secrets::ct_eq;
 use crate::services::Services;
@@ -26,13 +28,12 @@ fn authorization<'a>(req: &'a HttpRequest, scheme: &str) -> Option<&'a str> {
     given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
-/// A subscriber authenticated by a bearer access token.
+/// A bearer access token whose signature and expiry were checked locally — but not yet its
+/// revocation: only for signHash, whose SAD script checks revocation in the same round trip.
 #[derive(Debug, Clone)]
-pub struct Subscriber {
-    pub user_id: String,
-}
+pub struct Bearer(pub Claims);
 
-impl FromRequest for Subscriber {
+impl FromRequest for Bearer {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
@@ -41,11 +42,37 @@ impl FromRequest for Subscriber {
             let services = services(req)?;
             let token = authorization(req, "Bearer")
                 .ok_or_else(|| ApiError::invalid_token("a bearer access token is required"))?;
-            let claims = services.tokens.verify(token)?;
-            Ok(Subscriber {
-                user_id: claims.sub,
-            })
+            Ok(Bearer(services.tokens.verify(token)?))
         })())
+    }
+}
+
+/// A subscriber authenticated by a valid, unrevoked bearer access token.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub user_id: String,
+    pub claims: Claims,
+}
+
+impl FromRequest for Subscriber {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bearer = Bearer::from_request(req, payload).into_inner();
+        let data = req.app_data::<web::Data<Services>>().cloned();
+        Box::pin(async move {
+            let Bearer(claims) = bearer?;
+            let services =
+                data.ok_or_else(|| ApiError::invalid_request("service not configured"))?;
+            if session::is_revoked(&services.kv, &claims).await? {
+                return Err(ApiError::invalid_token("the access token was revoked"));
+            }
+            Ok(Subscriber {
+                user_id: claims.sub.clone(),
+                claims,
+            })
+        })
     }
 }
 
@@ -77,29 +104,26 @@ pub struct BasicAuth {
     pub password: String,
 }
 
-impl FromRequest for BasicAuth {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let denied = || {
-            ApiError::new(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "access_denied",
-                "HTTP Basic credentials (user id and password) are required",
-            )
-        };
-        ready(
-            authorization(req, "Basic")
-                .and_then(|encoded| STANDARD.decode(encoded).ok())
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .and_then(|pair| {
-                    pair.split_once(':').map(|(u, p)| BasicAuth {
-                        user_id: u.to_owned(),
-                        password: p.to_owned(),
-                    })
+impl BasicAuth {
+    /// The Basic credentials of `req`, if well-formed.
+    pub fn parse(req: &HttpRequest) -> Option<BasicAuth> {
+        authorization(req, "Basic")
+            .and_then(|encoded| STANDARD.decode(encoded).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|pair| {
+                pair.split_once(':').map(|(u, p)| BasicAuth {
+                    user_id: u.to_owned(),
+                    password: p.to_owned(),
                 })
-                .ok_or_else(denied),
+            })
+    }
+
+    /// The refusal when no usable credentials were sent.
+    pub fn required() -> ApiError {
+        ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "HTTP Basic credentials (user id and password) or a refresh_token are required",
         )
     }
 }

@@ -42,3 +42,11 @@ impl Kv {
         Ok(())
     }
 }
+
+impl Kv {
+    /// A key in `user_id`'s hash slot: SADs, revoked tokens and refresh tokens of one user share
+    /// the `{user_id}` hash tag, so one Lua script may touch them all on Redis Cluster too.
+    pub fn user_key(&self, user_id: &str, name: &str) -> String {
+        format!("{}u:{{{user_id}}}:{name}", self.prefix)
+    }
+}

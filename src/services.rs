@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::activation::PinVault;
+use crate::audit::Audit;
 use crate::auth::Tokens;
 use crate::ca::{Ca, CaError};
 use crate::config::Config;
@@ -42,6 +43,7 @@ pub enum StartError {
 pub struct Services {
     pub config: Config,
     pub db: Db,
+    pub audit: Audit,
     pub kv: Kv,
     pub hsm: Hsm,
     pub ca: Ca,
@@ -94,6 +96,7 @@ impl Services {
         );
         let tokens = Tokens::new(secrets.token_key(), config.security.access_token_ttl_secs);
         Ok(Services {
+            audit: Audit::start(db.clone()),
             metrics: Metrics::new()?,
             config,
             db,

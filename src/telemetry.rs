@@ -1,4 +1,4 @@
-//! Structured logs: JSON lines on stdout, filtered by `RUST_LOG` (default `info`). Request
+//! Structured logs: JSON lines on stderr (stdout stays free for command output), filtered by `RUST_LOG` (default `info`). Request
 //! spans carry a request id; nothing logs request bodies, PINs, PUKs, OTPs or tokens.
 
 use tracing_subscriber::EnvFilter;
@@ -10,5 +10,6 @@ pub fn init() {
         .json()
         .with_current_span(true)
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .try_init();
 }

@@ -4,7 +4,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{is_digits, ActivationError, SecretKind, PUK_MAX_FAILURES};
-use crate::audit;
 use crate::db::repo;
 use crate::model::CredentialStatus;
 use crate::services::Services;
@@ -31,15 +30,16 @@ pub async fn activate(
         Err(ActivationError::Otp(_)) => "wrong_otp",
         Err(_) => "refused",
     };
-    audit::record(
-        &services.db,
-        &cmd.user_id,
-        "credential.activate",
-        Some(cmd.credential_id),
-        outcome,
-        json!({}),
-    )
-    .await?;
+    services
+        .audit
+        .record(
+            &cmd.user_id,
+            "credential.activate",
+            Some(cmd.credential_id),
+            outcome,
+            json!({}),
+        )
+        .await?;
     result
 }
 

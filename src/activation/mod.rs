@@ -1,20 +1,27 @@
 //! Signature activation: the subscriber's PIN and PUK, checked through HMACs computed inside
-//! the HSM, and the activation of a new credential with the PUK from the sealed envelope.
+//! the HSM; the activation of a new credential with the PUK from the sealed envelope; and the
+//! Signature Activation Data (SAD) that PIN + OTP buy, consumed by signHash.
 //!
 //! Invariants: no PIN or PUK is ever stored, logged or sent anywhere in clear; a wrong PUK is
 //! counted atomically and the 10th blocks the credential for good; only an `inactive`
-//! credential can be activated, and only by its owner with the right PUK and a valid OTP.
+//! credential can be activated, and only by its owner with the right PUK and a valid OTP;
+//! 3 wrong PINs PIN-block a credential; a SAD never signs more than it authorised.
 
 mod activate;
+mod authorize;
 mod pin;
+pub mod sad;
 mod send_otp;
 
 pub use activate::{activate, ActivateCommand};
+pub use authorize::{authorize, extend_transaction, AuthorizeCommand, Authorized};
 pub use pin::{PinVault, SecretKind};
 pub use send_otp::send_otp;
 
+use crate::audit::AuditError;
 use crate::db::DbError;
 use crate::hsm::HsmError;
+use crate::kv::KvError;
 use crate::model::CredentialStatus;
 use crate::otp::OtpError;
 
@@ -39,12 +46,24 @@ pub enum ActivationError {
     WrongPuk { remaining: i32 },
     #[error("too many wrong PUKs: the credential is blocked for good")]
     PukBlocked,
+    #[error("wrong PIN; {remaining} attempts left")]
+    WrongPin { remaining: i32 },
+    #[error("wrong PIN: the credential is now PIN-blocked; unblock it with the PUK")]
+    PinBlocked,
+    #[error("the certificate of the credential has expired")]
+    CertificateExpired,
+    #[error("Invalid parameter SAD: unknown or expired")]
+    SadUnknown,
+    #[error(transparent)]
+    Kv(#[from] KvError),
     #[error(transparent)]
     Otp(#[from] OtpError),
     #[error(transparent)]
     Hsm(#[from] HsmError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// True if `value` is exactly `len` ASCII digits.

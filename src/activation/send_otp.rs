@@ -4,7 +4,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::ActivationError;
-use crate::audit;
 use crate::db::repo;
 use crate::model::CredentialStatus;
 use crate::services::Services;
@@ -29,14 +28,15 @@ pub async fn send_otp(
         .await?
         .ok_or(ActivationError::CredentialNotFound)?;
     let result = services.otp.send_sms(&user).await;
-    audit::record(
-        &services.db,
-        user_id,
-        "otp.send",
-        Some(credential_id),
-        if result.is_ok() { "ok" } else { "refused" },
-        json!({}),
-    )
-    .await?;
+    services
+        .audit
+        .record(
+            user_id,
+            "otp.send",
+            Some(credential_id),
+            if result.is_ok() { "ok" } else { "refused" },
+            json!({}),
+        )
+        .await?;
     Ok(result?)
 }

@@ -1,9 +1,10 @@
-//! `auth/login` with user id and password.
+//! `auth/login`: with user id and password, or with a refresh token (which rotates it).
 
 use std::sync::OnceLock;
 
-use super::{hash_password, verify_password, AccessToken, AuthError, Tokens};
-use crate::db::{repo, Db};
+use super::{hash_password, session, verify_password, AccessToken, AuthError};
+use crate::db::repo;
+use crate::services::Services;
 
 /// A hash to verify against when the user does not exist, so both paths cost one Argon2 run.
 fn decoy_hash() -> &'static str {
@@ -11,14 +12,25 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy-Password-1").unwrap_or_default())
 }
 
-/// Checks the password of `user_id` and issues an access token.
-pub async fn login(
-    db: &Db,
-    tokens: &Tokens,
+/// How the subscriber proves who they are.
+pub enum LoginMethod {
+    Password { user_id: String, password: String },
+    RefreshToken(String),
+}
+
+/// An access token, and a refresh token when asked for (or when one was redeemed).
+pub struct LoginResult {
+    pub access: AccessToken,
+    pub refresh_token: Option<String>,
+}
+
+/// Checks the password of `user_id`.
+async fn check_password(
+    services: &Services,
     user_id: &str,
     password: &str,
-) -> Result<AccessToken, AuthError> {
-    let user = repo::users::find(db, user_id).await?;
+) -> Result<String, AuthError> {
+    let user = repo::users::find(&services.db, user_id).await?;
     let phc = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
@@ -27,7 +39,43 @@ pub async fn login(
         .await
         .map_err(|e| AuthError::Hashing(e.to_string()))?;
     match user {
-        Some(user) if matches => tokens.issue(&user.user_id),
+        Some(user) if matches => Ok(user.user_id),
         _ => Err(AuthError::InvalidCredentials),
     }
+}
+
+/// Logs in; `remember_me` adds a refresh token. A redeemed refresh token is always replaced.
+pub async fn login(
+    services: &Services,
+    method: LoginMethod,
+    remember_me: bool,
+) -> Result<LoginResult, AuthError> {
+    let (user_id, rotate) = match method {
+        LoginMethod::Password { user_id, password } => {
+            (check_password(services, &user_id, &password).await?, false)
+        }
+        LoginMethod::RefreshToken(token) => (
+            session::redeem_refresh(&services.kv, &token)
+                .await
+                .map_err(|_| AuthError::InvalidCredentials)?,
+            true,
+        ),
+    };
+    let access = services.tokens.issue(&user_id)?;
+    let refresh_token = if remember_me || rotate {
+        Some(
+            session::issue_refresh(
+                &services.kv,
+                &user_id,
+                services.config.csc.refresh_token_ttl_secs,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(LoginResult {
+        access,
+        refresh_token,
+    })
 }

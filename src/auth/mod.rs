@@ -2,17 +2,19 @@
 //!
 //! Invariants: passwords are stored only as Argon2id hashes; a login for an unknown user costs
 //! the same as one with a wrong password; access tokens are HS256 JWTs checked without any
-//! database round trip.
+//! database round trip (revocation is one Redis lookup, folded into the SAD script on signHash).
 
 mod login;
 mod password;
+pub mod session;
 mod token;
 
-pub use login::login;
+pub use login::{login, LoginMethod, LoginResult};
 pub use password::{check_policy, hash_password, verify_password, PolicyViolation};
 pub use token::{AccessToken, Claims, Tokens};
 
 use crate::db::DbError;
+use crate::kv::KvError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -27,4 +29,6 @@ pub enum AuthError {
     Hashing(String),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Kv(#[from] KvError),
 }

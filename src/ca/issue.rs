@@ -3,8 +3,9 @@
 //! reassembled with the real signature.
 
 use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
+use std::sync::Arc;
+
 use openssl::bn::{BigNum, MsbOption};
-use openssl::ecdsa::EcdsaSig;
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::{
@@ -13,11 +14,11 @@ use openssl::x509::extension::{
 use openssl::x509::{X509Builder, X509Extension, X509Name, X509};
 use time::OffsetDateTime;
 
-use super::der;
 use super::dn::{rfc4514, Subject};
 use super::{Ca, CaError};
 use crate::config::CaConfig;
-use crate::hsm::{Hsm, SignMechanism};
+use crate::der;
+use crate::hsm::{HashAlg, Hsm, SignAlgo};
 use crate::model::Purpose;
 
 /// What a credential certificate says.
@@ -145,11 +146,15 @@ async fn finish_in_hsm(
     alg: &[u8],
 ) -> Result<Vec<u8>, CaError> {
     let digest = hash(MessageDigest::sha384(), tbs)?.to_vec();
-    let raw = hsm.sign(key_id, SignMechanism::Ecdsa, digest).await?;
-    let (r, s) = raw.split_at_checked(raw.len() / 2).ok_or(CaError::Der)?;
-    let signature =
-        EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?
-            .to_der()?;
+    let signature = hsm
+        .sign_batch(
+            key_id.into(),
+            SignAlgo::Ecdsa(HashAlg::Sha384),
+            Arc::new(vec![digest]),
+        )
+        .await?
+        .pop()
+        .ok_or(CaError::Der)?;
     Ok(der::assemble_certificate(tbs, alg, &signature))
 }
 

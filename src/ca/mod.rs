@@ -6,7 +6,6 @@
 //! only digitalSignature + clientAuth; the chain stored with a credential is leaf → issuing →
 //! root. openssl assembles the to-be-signed part; the signature that counts comes from the HSM.
 
-mod der;
 mod dn;
 mod issue;
 

@@ -1,27 +1,63 @@
-//! `auth/login`.
+//! `auth/login` and `auth/revoke` (the same wire shapes in v1 and v2).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::v2_wire::LoginResponse;
-use crate::auth;
+use super::v2_wire::{LoginRequest, LoginResponse, RevokeRequest};
+use crate::auth::{self, session, LoginMethod};
 use crate::error::ApiError;
-use crate::extract::BasicAuth;
+use crate::extract::{BasicAuth, Subscriber};
 use crate::services::Services;
 
-/// `POST /csc/v2/auth/login` with HTTP Basic user id and password.
+/// `POST /csc/v*/auth/login`: HTTP Basic user id and password, or a `refresh_token` in the
+/// body; `rememberMe` adds a refresh token.
 pub async fn login(
     services: web::Data<Services>,
-    basic: BasicAuth,
+    req: HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let token = auth::login(
-        &services.db,
-        &services.tokens,
-        &basic.user_id,
-        &basic.password,
-    )
-    .await?;
+    let request: LoginRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LoginRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))?
+    };
+    let basic = BasicAuth::parse(&req);
+    let method = match (basic, request.refresh_token) {
+        (Some(b), _) => LoginMethod::Password {
+            user_id: b.user_id,
+            password: b.password,
+        },
+        (None, Some(token)) => LoginMethod::RefreshToken(token),
+        (None, None) => return Err(BasicAuth::required()),
+    };
+    let result = auth::login(&services, method, request.remember_me).await?;
     Ok(HttpResponse::Ok().json(LoginResponse {
-        access_token: token.token,
-        expires_in: token.expires_in,
+        access_token: result.access.token,
+        refresh_token: result.refresh_token,
+        expires_in: result.access.expires_in,
     }))
+}
+
+/// `POST /csc/v*/auth/revoke`: revokes an access or refresh token of the caller → 204.
+pub async fn revoke(
+    services: web::Data<Services>,
+    subscriber: Subscriber,
+    body: web::Json<RevokeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(hint) = body.token_type_hint.as_deref() {
+        if hint != "access_token" && hint != "refresh_token" {
+            return Err(ApiError::invalid_request(
+                "Invalid parameter token_type_hint: access_token or refresh_token",
+            ));
+        }
+    }
+    session::revoke(
+        &services.kv,
+        &services.tokens,
+        &subscriber.user_id,
+        &body.token,
+    )
+    .await
+    .map_err(|_| ApiError::invalid_request("Invalid parameter token"))?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,20 +1,169 @@
-//! CSC v2 request and response shapes (serde), exactly as the spec names the fields.
+//! CSC v2 request and response shapes (serde), named exactly as the spec names them.
 
 use serde::{Deserialize, Serialize};
 
-/// `auth/login` response.
-#[derive(Debug, Serialize, Deserialize)]
+use super::common::{CertInfo, KeyInfo};
+
+/// `auth/login` request (both versions).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    #[serde(default)]
+    pub remember_me: bool,
+    pub refresh_token: Option<String>,
+}
+
+/// `auth/login` response (both versions).
+#[derive(Debug, Serialize)]
 pub struct LoginResponse {
     pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub expires_in: u64,
 }
 
-/// `credentials/sendOTP` request.
+/// `auth/revoke` request (both versions).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+pub struct RevokeRequest {
+    pub token: String,
+    pub token_type_hint: Option<String>,
+}
+
+/// `credentials/sendOTP` request (both versions).
+#[derive(Debug, Deserialize)]
 pub struct SendOtpRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: String,
-    #[allow(dead_code)]
-    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRequest {
+    #[serde(rename = "userID")]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub credential_info: bool,
+    pub certificates: Option<String>,
+    #[serde(default)]
+    pub cert_info: bool,
+    #[serde(default)]
+    pub auth_info: bool,
+    #[serde(default)]
+    pub only_valid: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse {
+    #[serde(rename = "credentialIDs")]
+    pub credential_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_infos: Option<Vec<InfoResponse>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_valid: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    pub certificates: Option<String>,
+    #[serde(default)]
+    pub cert_info: bool,
+    #[serde(default)]
+    pub auth_info: bool,
+}
+
+/// One authentication object of `auth/objects`.
+#[derive(Debug, Serialize)]
+pub struct AuthObject {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: &'static str,
+    pub format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<&'static str>,
+    pub label: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthInfo {
+    pub mode: &'static str,
+    pub expression: &'static str,
+    pub objects: Vec<AuthObject>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoResponse {
+    #[serde(rename = "credentialID", skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_qualifier: Option<&'static str>,
+    pub key: KeyInfo,
+    pub cert: CertInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthInfo>,
+    #[serde(rename = "SCAL")]
+    pub scal: String,
+    pub multisign: usize,
+    pub lang: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuthData {
+    pub id: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    pub num_signatures: i64,
+    pub hashes: Option<Vec<String>>,
+    #[serde(rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(default)]
+    pub auth_data: Vec<AuthData>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SadResponse {
+    #[serde(rename = "SAD")]
+    pub sad: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExtendRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    #[serde(rename = "SAD")]
+    pub sad: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignHashRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    #[serde(rename = "SAD")]
+    pub sad: String,
+    pub hashes: Vec<String>,
+    #[serde(rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+    pub sign_algo: String,
+    pub sign_algo_params: Option<String>,
+    pub operation_mode: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignHashResponse {
+    pub signatures: Vec<String>,
 }

@@ -19,7 +19,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
     }
     let mut pg = tokio_postgres::Config::from_str(config.url.expose())
         .map_err(|e| DbError::Config(e.to_string()))?;
-    pg.options(format!("-c search_path={}", config.schema));
+    pg.options(format!(
+        "-c search_path={} -c client_min_messages=warning",
+        config.schema
+    ));
     pg.application_name("sigillo");
     pg.connect_timeout(std::time::Duration::from_secs(5));
     let manager = Manager::from_config(

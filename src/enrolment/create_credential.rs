@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::EnrolError;
 use crate::activation::SecretKind;
-use crate::audit;
 use crate::ca::IssueRequest;
 use crate::db::repo;
 use crate::hsm::KeyAlgo;
@@ -113,20 +112,21 @@ async fn finish(
         cert_chain: issued.chain,
     };
     repo::credentials::insert(&services.db, &credential).await?;
-    audit::record(
-        &services.db,
-        "admin",
-        "credential.create",
-        Some(credential_id),
-        "ok",
-        json!({
-            "user_id": user.user_id,
-            "key_algo": new.key_algo.as_str(),
-            "purpose": new.purpose.as_str(),
-            "serial_number": issued.serial_number,
-        }),
-    )
-    .await?;
+    services
+        .audit
+        .record(
+            "admin",
+            "credential.create",
+            Some(credential_id),
+            "ok",
+            json!({
+                "user_id": user.user_id,
+                "key_algo": new.key_algo.as_str(),
+                "purpose": new.purpose.as_str(),
+                "serial_number": issued.serial_number,
+            }),
+        )
+        .await?;
     Ok(CreatedCredential {
         credential_id,
         status: CredentialStatus::Inactive,

@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use super::EnrolError;
-use crate::audit;
 use crate::auth::{check_policy, hash_password, AuthError};
 use crate::db::{repo, DbError};
 use crate::model::{OtpMethod, User};
@@ -111,15 +110,16 @@ pub async fn create_user(services: &Services, new: NewUser) -> Result<CreatedUse
         Err(DbError::UniqueViolation { .. }) => return Err(EnrolError::UserExists),
         Err(e) => return Err(e.into()),
     }
-    audit::record(
-        &services.db,
-        "admin",
-        "user.create",
-        None,
-        "ok",
-        json!({ "user_id": user.user_id, "otp_method": user.otp_method.as_str() }),
-    )
-    .await?;
+    services
+        .audit
+        .record(
+            "admin",
+            "user.create",
+            None,
+            "ok",
+            json!({ "user_id": user.user_id, "otp_method": user.otp_method.as_str() }),
+        )
+        .await?;
     Ok(CreatedUser {
         user_id: user.user_id,
         otp_method: user.otp_method,

@@ -11,6 +11,7 @@ mod create_user;
 pub use create_credential::{create_credential, CreatedCredential, NewCredential};
 pub use create_user::{create_user, CreatedUser, NewUser};
 
+use crate::audit::AuditError;
 use crate::auth::{AuthError, PolicyViolation};
 use crate::ca::CaError;
 use crate::db::DbError;
@@ -40,4 +41,6 @@ pub enum EnrolError {
     Ca(#[from] CaError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }

@@ -3,18 +3,20 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 
 use super::error::{classify, HsmError};
+use super::mechanism::SignAlgo;
 use super::pool::{HandleCache, Hsm};
 
 /// Key algorithms a credential (or the CA) can have.
@@ -87,25 +89,6 @@ impl FromStr for KeyAlgo {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         KeyAlgo::ALL.into_iter().find(|a| a.as_str() == s).ok_or(())
-    }
-}
-
-/// The raw signing operations the gateway needs. The caller prepares the input (a hash, or a
-/// DigestInfo for PKCS#1 v1.5); the HSM never sees a whole document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignMechanism {
-    /// `CKM_ECDSA` over a hash; returns `r || s`.
-    Ecdsa,
-    /// `CKM_RSA_PKCS` over a DER DigestInfo.
-    RsaPkcs,
-}
-
-impl SignMechanism {
-    fn mechanism(self) -> Mechanism<'static> {
-        match self {
-            SignMechanism::Ecdsa => Mechanism::Ecdsa,
-            SignMechanism::RsaPkcs => Mechanism::RsaPkcs,
-        }
     }
 }
 
@@ -221,6 +204,20 @@ fn public_key_spki(session: &Session, algo: KeyAlgo, id: &[u8]) -> Result<Vec<u8
             .and_then(|k| k.public_key_to_der())
             .map_err(bad)
     }
+}
+
+/// PKCS#11 `r || s` → DER `ECDSA-Sig-Value`.
+fn ecdsa_der(raw: &[u8]) -> Result<Vec<u8>, HsmError> {
+    let bad = |_| HsmError::BadOutput("ECDSA signature");
+    let (r, s) = raw
+        .split_at_checked(raw.len() / 2)
+        .ok_or(HsmError::BadOutput("ECDSA signature"))?;
+    EcdsaSig::from_private_components(
+        BigNum::from_slice(r).map_err(bad)?,
+        BigNum::from_slice(s).map_err(bad)?,
+    )
+    .and_then(|sig| sig.to_der())
+    .map_err(bad)
 }
 
 /// `CKA_EC_POINT` is a DER OCTET STRING around the point (some modules return the bare point).
@@ -345,20 +342,41 @@ impl Hsm {
         .await
     }
 
-    /// Signs `data` with the private key of id `key_id`.
-    pub async fn sign(
+    /// Signs every digest with the private key `key_id` under `algo`; the batch is split
+    /// across the workers and the signatures come back in the order of `digests`. ECDSA
+    /// signatures are DER `SEQUENCE {r, s}` (PKCS#11 returns `r || s`).
+    pub async fn sign_batch(
         &self,
-        key_id: Vec<u8>,
-        mechanism: SignMechanism,
-        data: Vec<u8>,
-    ) -> Result<Vec<u8>, HsmError> {
-        self.run(move |session, cache| {
-            let key = find(session, cache, ObjectClass::PRIVATE_KEY, PRIVATE, &key_id)?;
-            session
-                .sign(&mechanism.mechanism(), key, &data)
-                .map_err(|e| classify("C_Sign", e))
-        })
-        .await
+        key_id: Arc<[u8]>,
+        algo: SignAlgo,
+        digests: Arc<Vec<Vec<u8>>>,
+    ) -> Result<Vec<Vec<u8>>, HsmError> {
+        let n = digests.len();
+        let chunks = self.workers().min(n).max(1);
+        let per_chunk = n.div_ceil(chunks);
+        let jobs = (0..chunks).map(|c| {
+            let (key_id, digests) = (key_id.clone(), digests.clone());
+            let range = (c * per_chunk).min(n)..((c + 1) * per_chunk).min(n);
+            self.run(move |session, cache| {
+                let key = find(session, cache, ObjectClass::PRIVATE_KEY, PRIVATE, &key_id)?;
+                let mechanism = algo.mechanism();
+                let mut input = Vec::with_capacity(128);
+                let mut out = Vec::with_capacity(range.len());
+                for digest in digests.get(range.clone()).unwrap_or_default() {
+                    algo.input_into(digest, &mut input);
+                    let raw = session
+                        .sign(&mechanism, key, &input)
+                        .map_err(|e| classify("C_Sign", e))?;
+                    out.push(match algo {
+                        SignAlgo::Ecdsa(_) => ecdsa_der(&raw)?,
+                        _ => raw,
+                    });
+                }
+                Ok(out)
+            })
+        });
+        let parts = futures_util::future::try_join_all(jobs).await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).

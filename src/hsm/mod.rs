@@ -8,8 +8,10 @@
 
 mod error;
 mod keys;
+pub mod mechanism;
 mod pool;
 
 pub use error::HsmError;
-pub use keys::{KeyAlgo, SignMechanism};
+pub use keys::KeyAlgo;
+pub use mechanism::{HashAlg, KeyFamily, MechanismError, SignAlgo};
 pub use pool::{context, Hsm};

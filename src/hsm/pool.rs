@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread;
 
@@ -81,10 +82,18 @@ fn contexts() -> &'static Contexts {
     CONTEXTS.get_or_init(Default::default)
 }
 
+/// Every PKCS#11 call of a worker holds this for reading; process exit takes it for writing
+/// and then finalizes, so no call (a job, or a worker closing its session as its pool drops)
+/// can race the module's teardown. After that, workers call nothing any more.
+static EXIT_LOCK: RwLock<()> = RwLock::new(());
+static FINALIZED: AtomicBool = AtomicBool::new(false);
+
 /// Runs at process exit: `C_Finalize` every module before its own static destructors run.
-/// Without it SoftHSM2 tears itself down after OpenSSL's exit handlers and can crash the exit.
+/// Without it SoftHSM2 tears itself down under worker threads still closing their sessions.
 extern "C" fn finalize_at_exit() {
     let _ = std::panic::catch_unwind(|| {
+        let _exclusive = EXIT_LOCK.write().unwrap_or_else(|p| p.into_inner());
+        FINALIZED.store(true, Ordering::SeqCst);
         if let Ok(mut contexts) = contexts().try_lock() {
             for (_, ctx) in contexts.drain() {
                 let _ = ctx.finalize();
@@ -235,6 +244,18 @@ impl Hsm {
     }
 }
 
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _shared = EXIT_LOCK.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = self.session.take() {
+            if FINALIZED.load(Ordering::SeqCst) {
+                // The module is gone: its sessions went with it.
+                std::mem::forget(session);
+            }
+        }
+    }
+}
+
 impl Worker {
     /// The worker's session, opened and logged in on first use or after a loss.
     fn session(&mut self) -> Result<&Session, HsmError> {
@@ -257,6 +278,10 @@ impl Worker {
         &mut self,
         mut job: impl FnMut(&Session, &HandleCache) -> Result<T, HsmError>,
     ) -> Result<T, HsmError> {
+        let _shared = EXIT_LOCK.read().unwrap_or_else(|p| p.into_inner());
+        if FINALIZED.load(Ordering::SeqCst) {
+            return Err(HsmError::Stopped);
+        }
         let mut retried = false;
         loop {
             let handles = self.handles.clone();

@@ -1,12 +1,16 @@
 //! SMS OTPs: issue (rate-limited) and verify (atomically, in one Lua script).
 
 use rand::Rng;
+use std::sync::LazyLock;
+
 use redis::Script;
 
 use super::{Otp, OtpError};
 use crate::model::{OtpMethod, User};
 
 /// Counts a send in the user's window; returns (sends so far, seconds left in the window).
+static SCRIPT_RATE: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_SCRIPT));
+
 const RATE_SCRIPT: &str = r"
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -14,6 +18,8 @@ return {n, redis.call('TTL', KEYS[1])}
 ";
 
 /// 1 = right (consumed), 0 = wrong (counted; destroyed at max tries), -1 = none/expired.
+static SCRIPT_VERIFY: LazyLock<Script> = LazyLock::new(|| Script::new(VERIFY_SCRIPT));
+
 const VERIFY_SCRIPT: &str = r"
 local stored = redis.call('HGET', KEYS[1], 'h')
 if not stored then return -1 end
@@ -37,7 +43,7 @@ impl Otp {
             return Err(OtpError::NotOnline);
         }
         let mut conn = self.kv.conn();
-        let (sent, ttl): (u32, i64) = Script::new(RATE_SCRIPT)
+        let (sent, ttl): (u32, i64) = SCRIPT_RATE
             .key(self.kv.key(&format!("otp:rate:{}", user.user_id)))
             .arg(self.config.send_window_secs)
             .invoke_async(&mut conn)
@@ -72,7 +78,7 @@ impl Otp {
     pub(super) async fn verify_sms(&self, user_id: &str, code: &str) -> Result<(), OtpError> {
         let digest = self.secrets.otp_digest(user_id, code)?;
         let mut conn = self.kv.conn();
-        let outcome: i64 = Script::new(VERIFY_SCRIPT)
+        let outcome: i64 = SCRIPT_VERIFY
             .key(self.sms_key(user_id))
             .arg(digest)
             .arg(self.config.max_tries)

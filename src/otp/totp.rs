@@ -1,6 +1,8 @@
 //! TOTP (RFC 6238): enrolment secrets and single-use verification.
 
 use rand::RngCore;
+use std::sync::LazyLock;
+
 use redis::Script;
 use totp_rs::{Algorithm, TOTP};
 
@@ -11,6 +13,8 @@ use crate::secrets::ct_eq;
 const STEP: u64 = 30;
 
 /// Accepts `step` only if it is later than the last accepted one; 1 = accepted, 0 = replay.
+static SCRIPT_REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(REPLAY_SCRIPT));
+
 const REPLAY_SCRIPT: &str = r"
 local last = redis.call('GET', KEYS[1])
 if last and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
@@ -63,7 +67,7 @@ impl Otp {
             .find(|s| ct_eq(totp.generate(s * STEP).as_bytes(), code.as_bytes()))
             .ok_or(OtpError::Wrong)?;
         let mut conn = self.kv.conn();
-        let accepted: i64 = Script::new(REPLAY_SCRIPT)
+        let accepted: i64 = SCRIPT_REPLAY
             .key(self.kv.key(&format!("otp:totp:{}", user.user_id)))
             .arg(step)
             .arg(STEP * 4)

@@ -1,3 +1,4 @@
+#![allow(clippy::too_many_arguments, clippy::type_complexity)]
 //! Integration tests: one binary, against the real Redis, PostgreSQL and SoftHSM2 token that
 //! `scripts/test` starts. Each test spawns its own gateway with its own database schema, Redis
 //! key prefix and HSM label prefix, so tests run in parallel without seeing each other.
@@ -6,6 +7,8 @@ mod activation;
 mod admin;
 mod bootstrap;
 mod ca;
+mod csc_flow;
+mod csc_refusals;
 mod keystore;
 mod login;
 mod ops;

@@ -116,9 +116,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        init_logging();
         let mut config = test_config(&random_suffix());
         adjust(&mut config);
+        Self::spawn_node(config).await
+    }
+
+    /// A gateway node with exactly `config` (several nodes may share one).
+    pub async fn spawn_node(config: Config) -> TestApp {
+        init_logging();
         let running = app::start(config.clone())
             .await
             .expect("the gateway starts");
@@ -287,4 +292,198 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
         "{}",
         got.1
     );
+}
+
+/// A CSC client's view of one version of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Csc {
+    V1,
+    V2,
+}
+
+impl Csc {
+    pub fn path(self, method: &str) -> String {
+        match self {
+            Csc::V1 => format!("/csc/v1/{method}"),
+            Csc::V2 => format!("/csc/v2/{method}"),
+        }
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+/// `n` distinct random digests of `len` bytes.
+pub fn digests(n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| (0..len).map(|_| rand::random::<u8>()).collect())
+        .collect()
+}
+
+pub const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
+
+impl TestApp {
+    /// A user with an active credential: (user, token, credential id, PIN).
+    pub async fn active_credential(
+        &self,
+        key_algo: &str,
+        purpose: &str,
+    ) -> (TestUser, String, String, String) {
+        let user = self.create_user("sms").await;
+        let credential = self.create_credential(&user, key_algo, purpose).await;
+        let token = self.login(&user).await;
+        let pin = format!("{:08}", rand::thread_rng().gen_range(0..100_000_000u32));
+        let otp = self.sms_otp(&token, &credential.id).await;
+        let (status, body) = self
+            .activate(&token, &credential.id, &credential.puk, &pin, &otp)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (user, token, credential.id, pin)
+    }
+
+    /// `credentials/authorize` with PIN and a fresh SMS OTP; `hashes` bound when given.
+    pub async fn authorize(
+        &self,
+        v: Csc,
+        token: &str,
+        credential: &str,
+        pin: &str,
+        n: usize,
+        hashes: Option<&[Vec<u8>]>,
+        hash_oid: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let otp = self.sms_otp(token, credential).await;
+        self.authorize_with(v, token, credential, pin, &otp, n, hashes, hash_oid)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn authorize_with(
+        &self,
+        v: Csc,
+        token: &str,
+        credential: &str,
+        pin: &str,
+        otp: &str,
+        n: usize,
+        hashes: Option<&[Vec<u8>]>,
+        hash_oid: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let encoded: Option<Vec<String>> = hashes.map(|h| h.iter().map(|d| b64(d)).collect());
+        let body = match v {
+            Csc::V2 => {
+                let mut b = json!({
+                    "credentialID": credential,
+                    "numSignatures": n,
+                    "authData": [{ "id": "PIN", "value": pin }, { "id": "OTP", "value": otp }],
+                });
+                if let Some(h) = encoded {
+                    b["hashes"] = json!(h);
+                }
+                if let Some(oid) = hash_oid {
+                    b["hashAlgorithmOID"] = json!(oid);
+                }
+                b
+            }
+            Csc::V1 => {
+                let mut b = json!({ "credentialID": credential, "numSignatures": n, "PIN": pin, "OTP": otp });
+                if let Some(h) = encoded {
+                    b["hash"] = json!(h);
+                }
+                b
+            }
+        };
+        self.post(&v.path("credentials/authorize"), Some(token), body)
+            .await
+    }
+
+    /// A SAD for exactly `hashes` (panics if refused).
+    pub async fn sad_for(
+        &self,
+        v: Csc,
+        token: &str,
+        credential: &str,
+        pin: &str,
+        hashes: &[Vec<u8>],
+        hash_oid: &str,
+    ) -> String {
+        let (status, body) = self
+            .authorize(
+                v,
+                token,
+                credential,
+                pin,
+                hashes.len(),
+                Some(hashes),
+                Some(hash_oid),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["expiresIn"].as_u64().unwrap() > 0);
+        body["SAD"].as_str().unwrap().to_owned()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sign_hash(
+        &self,
+        v: Csc,
+        token: &str,
+        credential: &str,
+        sad: &str,
+        hashes: &[Vec<u8>],
+        hash_oid: Option<&str>,
+        sign_algo: &str,
+        params: Option<&[u8]>,
+    ) -> (StatusCode, Value) {
+        let encoded: Vec<String> = hashes.iter().map(|d| b64(d)).collect();
+        let mut body = match v {
+            Csc::V2 => {
+                json!({ "credentialID": credential, "SAD": sad, "hashes": encoded, "signAlgo": sign_algo })
+            }
+            Csc::V1 => {
+                json!({ "credentialID": credential, "SAD": sad, "hash": encoded, "signAlgo": sign_algo })
+            }
+        };
+        if let Some(oid) = hash_oid {
+            body[if v == Csc::V2 {
+                "hashAlgorithmOID"
+            } else {
+                "hashAlgo"
+            }] = json!(oid);
+        }
+        if let Some(p) = params {
+            body["signAlgoParams"] = json!(b64(p));
+        }
+        self.post(&v.path("signatures/signHash"), Some(token), body)
+            .await
+    }
+
+    /// The leaf certificate of `credential` as credentials/info returns it (chain requested).
+    pub async fn leaf_certificate(
+        &self,
+        v: Csc,
+        token: &str,
+        credential: &str,
+    ) -> openssl::x509::X509 {
+        let (status, body) = self
+            .post(
+                &v.path("credentials/info"),
+                Some(token),
+                json!({ "credentialID": credential, "certificates": "chain", "certInfo": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let certs = body["cert"]["certificates"].as_array().unwrap();
+        assert_eq!(certs.len(), 3, "chain: leaf, issuing, root");
+        openssl::x509::X509::from_der(&unb64(certs[0].as_str().unwrap())).unwrap()
+    }
 }

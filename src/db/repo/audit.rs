@@ -15,13 +15,19 @@ pub struct AuditRecord {
     pub detail: Value,
 }
 
-pub async fn insert(db: &Db, r: &AuditRecord) -> Result<(), DbError> {
+/// Inserts `records` in one statement (one commit).
+pub async fn insert_many(db: &Db, records: &[&AuditRecord]) -> Result<(), DbError> {
+    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
+    let actions: Vec<&str> = records.iter().map(|r| r.action).collect();
+    let credentials: Vec<Option<Uuid>> = records.iter().map(|r| r.credential_id).collect();
+    let outcomes: Vec<&str> = records.iter().map(|r| r.outcome).collect();
+    let details: Vec<&Value> = records.iter().map(|r| &r.detail).collect();
     let client = db.get().await?;
     client
         .execute(
             "INSERT INTO audit_log (actor, action, credential_id, outcome, detail) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&r.actor, &r.action, &r.credential_id, &r.outcome, &r.detail],
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[])",
+            &[&actors, &actions, &credentials, &outcomes, &details],
         )
         .await?;
     Ok(())

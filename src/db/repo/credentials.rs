@@ -120,6 +120,43 @@ pub async fn record_puk_failure(
     ))
 }
 
+/// Records a wrong PIN on an active credential; at `limit` failures it is PIN-blocked.
+pub async fn record_pin_failure(
+    db: &Db,
+    id: Uuid,
+    limit: i32,
+) -> Result<(i32, CredentialStatus), DbError> {
+    let client = db.get().await?;
+    let row = client
+        .query_one(
+            "UPDATE credentials SET pin_failures = pin_failures + 1, \
+                 status = CASE WHEN pin_failures + 1 >= $2 AND status = 'active' \
+                               THEN 'pin_blocked' ELSE status END \
+             WHERE credential_id = $1 RETURNING pin_failures, status",
+            &[&id, &limit],
+        )
+        .await?;
+    let status: String = row.try_get("status")?;
+    Ok((
+        row.try_get("pin_failures")?,
+        status
+            .parse()
+            .map_err(|()| DbError::Corrupt("credentials.status"))?,
+    ))
+}
+
+/// A right PIN clears the count of wrong ones.
+pub async fn reset_pin_failures(db: &Db, id: Uuid) -> Result<(), DbError> {
+    let client = db.get().await?;
+    client
+        .execute(
+            "UPDATE credentials SET pin_failures = 0 WHERE credential_id = $1 AND status = 'active'",
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Activates an inactive credential with its first PIN. Returns false if the credential was
 /// not inactive any more (a concurrent activation won).
 pub async fn activate(db: &Db, id: Uuid, pin_hmac: &[u8]) -> Result<bool, DbError> {

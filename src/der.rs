@@ -1,5 +1,6 @@
-//! Just enough DER to take a certificate apart and put it back together, and to write the
-//! small structures openssl has no builder for (QC statements).
+//! Just enough DER: take a certificate apart and put it back together, write the small
+//! structures openssl has no builder for (QC statements), read RSASSA-PSS parameters. Every
+//! reader is bounds-checked and returns `None` on malformed input.
 
 /// Splits the first TLV off `der`: (whole element, rest).
 pub fn split_first(der: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -79,6 +80,68 @@ pub fn oid(arcs: &[u64]) -> Vec<u8> {
     tlv(0x06, &body)
 }
 
+/// The elements inside a constructed TLV's content, in order; `None` if any is malformed.
+pub fn elements(mut content: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let (element, rest) = split_first(content)?;
+        out.push(element);
+        content = rest;
+    }
+    Some(out)
+}
+
+/// The tag byte of a TLV.
+pub fn tag(element: &[u8]) -> Option<u8> {
+    element.first().copied()
+}
+
+/// Dotted string of an OBJECT IDENTIFIER element.
+pub fn oid_string(element: &[u8]) -> Option<String> {
+    if tag(element)? != 0x06 {
+        return None;
+    }
+    let body = content(element)?;
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut value: u64 = 0;
+    for (i, b) in body.iter().enumerate() {
+        value = value.checked_mul(128)?.checked_add(u64::from(b & 0x7f))?;
+        if b & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (value / 40).min(2);
+                arcs.push(first);
+                arcs.push(value - first * 40);
+            } else {
+                arcs.push(value);
+            }
+            value = 0;
+        } else if i + 1 == body.len() {
+            return None;
+        }
+    }
+    if arcs.is_empty() {
+        return None;
+    }
+    Some(
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
+/// A small non-negative INTEGER element.
+pub fn small_uint(element: &[u8]) -> Option<u64> {
+    if tag(element)? != 0x02 {
+        return None;
+    }
+    let body = content(element)?;
+    if body.is_empty() || body.len() > 8 || body.first()? & 0x80 != 0 {
+        return None;
+    }
+    Some(body.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
 /// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }:
 /// returns the first two elements (with their headers).
 pub fn split_certificate(cert: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -123,6 +186,21 @@ mod tests {
             .unwrap();
         assert_eq!(first, element);
         assert_eq!(rest, vec![0x05, 0x00]);
+    }
+
+    #[test]
+    fn oids_and_integers_read_back() {
+        let element = oid(&[1, 2, 840, 113549, 1, 1, 10]);
+        assert_eq!(oid_string(&element).unwrap(), "1.2.840.113549.1.1.10");
+        assert_eq!(
+            oid_string(&oid(&[0, 4, 0, 1862, 1, 1])).unwrap(),
+            "0.4.0.1862.1.1"
+        );
+        assert_eq!(small_uint(&[0x02, 0x01, 0x20]), Some(32));
+        assert_eq!(small_uint(&[0x02, 0x01, 0x80]), None, "negative");
+        assert_eq!(oid_string(&[0x06, 0x01, 0x86]), None, "unterminated arc");
+        let seq = tlv(0x30, &[oid(&[1, 2]), vec![0x05, 0x00]].concat());
+        assert_eq!(elements(content(&seq).unwrap()).unwrap().len(), 2);
     }
 
     #[test]

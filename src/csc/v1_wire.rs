@@ -1,0 +1,108 @@
+//! CSC v1.0.4.0 request and response shapes: the same operations as v2 with v1 names
+//! (`hash`, `hashAlgo`, `PIN`, `OTP`, `authMode`, PIN/OTP descriptors, paging).
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{CertInfo, KeyInfo};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRequest {
+    #[serde(rename = "userID")]
+    pub user_id: Option<String>,
+    pub max_results: Option<i64>,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse {
+    #[serde(rename = "credentialIDs")]
+    pub credential_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    pub certificates: Option<String>,
+    #[serde(default)]
+    pub cert_info: bool,
+    #[serde(default)]
+    pub auth_info: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PinDescriptor {
+    pub presence: &'static str,
+    pub format: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtpDescriptor {
+    pub presence: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub format: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+    #[serde(rename = "ID")]
+    pub id: &'static str,
+    pub provider: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoResponse {
+    pub description: String,
+    pub key: KeyInfo,
+    pub cert: CertInfo,
+    pub auth_mode: &'static str,
+    #[serde(rename = "PIN", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinDescriptor>,
+    #[serde(rename = "OTP", skip_serializing_if = "Option::is_none")]
+    pub otp: Option<OtpDescriptor>,
+    #[serde(rename = "SCAL")]
+    pub scal: String,
+    pub multisign: usize,
+    pub lang: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    pub num_signatures: i64,
+    pub hash: Option<Vec<String>>,
+    #[serde(rename = "PIN")]
+    pub pin: Option<String>,
+    #[serde(rename = "OTP")]
+    pub otp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExtendRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    #[serde(rename = "SAD")]
+    pub sad: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignHashRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    #[serde(rename = "SAD")]
+    pub sad: String,
+    pub hash: Vec<String>,
+    pub hash_algo: Option<String>,
+    pub sign_algo: String,
+    pub sign_algo_params: Option<String>,
+}

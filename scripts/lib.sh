@@ -44,6 +44,7 @@ _dep_present() {
 	redis-server) command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ;;
 	postgresql) pg_bindir >/dev/null 2>&1 ;;
 	jq | curl | openssl | pkg-config) command -v "$1" >/dev/null 2>&1 ;;
+	python3-venv) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
 	build-essential) { command -v cc && command -v make; } >/dev/null 2>&1 || _pkg_installed "$1" ;;
 	*) _pkg_installed "$1" ;;
 	esac
@@ -52,7 +53,7 @@ _dep_present() {
 # Install, with apt-get, whatever the stack and the Rust build need and is missing.
 # Does not touch apt at all when everything is present.
 sigillo_install_deps() {
-	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential)
+	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential python3-venv)
 	local missing=() p
 	for p in "${pkgs[@]}"; do
 		_dep_present "$p" || missing+=("$p")

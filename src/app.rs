@@ -5,7 +5,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
 use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::http::Method;
+use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{threads_or_cores, Config};
@@ -16,62 +17,106 @@ use crate::{admin, csc, health, portal};
 /// The OpenAPI description of every endpoint, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi/sigillo.yaml");
 
-/// Public routes: CSC v2 and v1, the self-service portal API, operations.
-pub fn public_routes(cfg: &mut web::ServiceConfig) {
-    use csc::{auth, credentials as cred, info, signatures as sig};
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.yaml", web::get().to(openapi))
-        .service(
-            web::scope("/csc/v2")
-                .route("/info", web::get().to(info::info_v2))
-                .route("/info", web::post().to(info::info_v2))
-                .route("/auth/login", web::post().to(auth::login))
-                .route("/auth/revoke", web::post().to(auth::revoke))
-                .route("/credentials/list", web::post().to(cred::list_v2))
-                .route("/credentials/info", web::post().to(cred::info_v2_handler))
-                .route("/credentials/sendOTP", web::post().to(cred::send_otp))
-                .route("/credentials/authorize", web::post().to(cred::authorize_v2))
-                .route(
-                    "/credentials/extendTransaction",
-                    web::post().to(cred::extend_v2),
-                )
-                .route("/signatures/signHash", web::post().to(sig::sign_hash_v2)),
-        )
-        .service(
-            web::scope("/csc/v1")
-                .route("/info", web::get().to(info::info_v1))
-                .route("/info", web::post().to(info::info_v1))
-                .route("/auth/login", web::post().to(auth::login))
-                .route("/auth/revoke", web::post().to(auth::revoke))
-                .route("/credentials/list", web::post().to(cred::list_v1))
-                .route("/credentials/info", web::post().to(cred::info_v1_handler))
-                .route("/credentials/sendOTP", web::post().to(cred::send_otp))
-                .route("/credentials/authorize", web::post().to(cred::authorize_v1))
-                .route(
-                    "/credentials/extendTransaction",
-                    web::post().to(cred::extend_v1),
-                )
-                .route("/signatures/signHash", web::post().to(sig::sign_hash_v1)),
-        )
-        .service(web::scope("/api/v1").route(
-            "/credentials/{credential_id}/activate",
-            web::post().to(portal::credentials::activate),
-        ));
+/// One endpoint: method, full path and handler. The route table is a list of these, so that
+/// tests can compare it with the OpenAPI document.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    route: actix_web::Route,
 }
 
-/// Admin routes (own listener).
-pub fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .service(
-            web::scope("/admin/v1")
-                .route("/users", web::post().to(admin::users::create_user))
-                .route(
-                    "/users/{user_id}/credentials",
-                    web::post().to(admin::users::create_credential),
-                ),
-        );
+fn endpoint<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Endpoint {
+        route: web::route().method(method.clone()).to(handler),
+        method,
+        path,
+    }
+}
+
+/// Every endpoint of the public listener: CSC v2 and v1, the portal API, operations.
+pub fn public_endpoints() -> Vec<Endpoint> {
+    use csc::{auth, credentials as cred, info, signatures as sig};
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/healthz", health::healthz),
+        endpoint(M::GET, "/readyz", health::readyz),
+        endpoint(M::GET, "/metrics", health::metrics),
+        endpoint(M::GET, "/openapi.yaml", openapi),
+        // CSC v2
+        endpoint(M::GET, "/csc/v2/info", info::info_v2),
+        endpoint(M::POST, "/csc/v2/info", info::info_v2),
+        endpoint(M::POST, "/csc/v2/auth/login", auth::login),
+        endpoint(M::POST, "/csc/v2/auth/revoke", auth::revoke),
+        endpoint(M::POST, "/csc/v2/credentials/list", cred::list_v2),
+        endpoint(M::POST, "/csc/v2/credentials/info", cred::info_v2_handler),
+        endpoint(M::POST, "/csc/v2/credentials/sendOTP", cred::send_otp),
+        endpoint(M::POST, "/csc/v2/credentials/authorize", cred::authorize_v2),
+        endpoint(
+            M::POST,
+            "/csc/v2/credentials/extendTransaction",
+            cred::extend_v2,
+        ),
+        endpoint(M::POST, "/csc/v2/signatures/signHash", sig::sign_hash_v2),
+        // CSC v1.0.4.0
+        endpoint(M::GET, "/csc/v1/info", info::info_v1),
+        endpoint(M::POST, "/csc/v1/info", info::info_v1),
+        endpoint(M::POST, "/csc/v1/auth/login", auth::login),
+        endpoint(M::POST, "/csc/v1/auth/revoke", auth::revoke),
+        endpoint(M::POST, "/csc/v1/credentials/list", cred::list_v1),
+        endpoint(M::POST, "/csc/v1/credentials/info", cred::info_v1_handler),
+        endpoint(M::POST, "/csc/v1/credentials/sendOTP", cred::send_otp),
+        endpoint(M::POST, "/csc/v1/credentials/authorize", cred::authorize_v1),
+        endpoint(
+            M::POST,
+            "/csc/v1/credentials/extendTransaction",
+            cred::extend_v1,
+        ),
+        endpoint(M::POST, "/csc/v1/signatures/signHash", sig::sign_hash_v1),
+        // Self-service portal
+        endpoint(
+            M::POST,
+            "/api/v1/credentials/{credential_id}/activate",
+            portal::credentials::activate,
+        ),
+    ]
+}
+
+/// Every endpoint of the admin listener.
+pub fn admin_endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/healthz", health::healthz),
+        endpoint(M::POST, "/admin/v1/users", admin::users::create_user),
+        endpoint(
+            M::POST,
+            "/admin/v1/users/{user_id}/credentials",
+            admin::users::create_credential,
+        ),
+    ]
+}
+
+/// Registers `endpoints`, one resource per path (with a route per method).
+fn register(endpoints: Vec<Endpoint>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let mut resources: Vec<(&'static str, actix_web::Resource)> = Vec::new();
+        for e in endpoints {
+            match resources.iter_mut().find(|(path, _)| *path == e.path) {
+                Some((_, resource)) => {
+                    let taken = std::mem::replace(resource, web::resource(e.path));
+                    *resource = taken.route(e.route);
+                }
+                None => resources.push((e.path, web::resource(e.path).route(e.route))),
+            }
+        }
+        for (_, resource) in resources {
+            cfg.service(resource.default_service(web::to(method_not_allowed)));
+        }
+    }
 }
 
 async fn openapi() -> HttpResponse {
@@ -85,6 +130,14 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
         actix_web::http::StatusCode::NOT_FOUND,
         "invalid_request",
         "no such method",
+    ))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "method not allowed on this path",
     ))
 }
 
@@ -162,7 +215,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 }
             })
             .wrap(TracingLogger::default())
-            .configure(public_routes)
+            .configure(register(public_endpoints()))
             .default_service(web::to(not_found))
     })
     .workers(workers)
@@ -176,7 +229,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .app_data(json_config(64 * 1024))
             .app_data(path_config())
             .wrap(TracingLogger::default())
-            .configure(admin_routes)
+            .configure(register(admin_endpoints()))
             .default_service(web::to(not_found))
     })
     .workers(1)

@@ -10,6 +10,8 @@ use super::common::{CertInfo, KeyInfo};
 pub struct LoginRequest {
     #[serde(default)]
     pub remember_me: bool,
+    /// Snake case in the spec, unlike `rememberMe`.
+    #[serde(rename = "refresh_token")]
     pub refresh_token: Option<String>,
 }
 

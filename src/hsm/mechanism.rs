@@ -353,7 +353,14 @@ pub fn pss_params_der(hash: HashAlg, salt_len: u8) -> Vec<u8> {
         &[
             der::tlv(0xa0, &hash_id),
             der::tlv(0xa1, &mgf),
-            der::tlv(0xa2, &[0x02, 0x01, salt_len]),
+            der::tlv(
+                0xa2,
+                &if salt_len < 0x80 {
+                    vec![0x02, 0x01, salt_len]
+                } else {
+                    vec![0x02, 0x02, 0x00, salt_len]
+                },
+            ),
         ]
         .concat(),
     )
@@ -419,12 +426,24 @@ mod tests {
             SignAlgo::resolve(OID_RSASSA_PSS, Some(OID_SHA512), Some(&params)),
             Err(MechanismError::HashMismatch { .. })
         ));
-        assert!(SignAlgo::resolve(
+        let max_salt = SignAlgo::resolve(
             OID_RSASSA_PSS,
             None,
-            Some(&pss_params_der(HashAlg::Sha256, 33))
+            Some(&pss_params_der(HashAlg::Sha256, 222)),
         )
-        .is_err());
+        .unwrap();
+        assert!(
+            max_salt.fits(KeyAlgo::Rsa2048),
+            "pyHanko's maximum salt for RSA-2048/SHA-256"
+        );
+        let too_long = SignAlgo::RsaPss {
+            hash: HashAlg::Sha256,
+            salt_len: 223,
+        };
+        assert!(!too_long.fits(KeyAlgo::Rsa2048));
+        assert!(too_long.fits(KeyAlgo::Rsa3072));
+        assert!(!SignAlgo::Ecdsa(HashAlg::Sha256).fits(KeyAlgo::Rsa2048));
+        assert!(SignAlgo::Ecdsa(HashAlg::Sha512).fits(KeyAlgo::EcP256));
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! operation's result is returned. Concurrent records are group-committed: one writer task
 //! drains the queue into a single multi-row INSERT and acknowledges every waiting request.
 
+use std::time::Instant;
+
+use prometheus::Histogram;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::db::repo::audit::{self, AuditRecord};
 use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
 
 /// Most rows per INSERT.
 const MAX_BATCH: usize = 512;
@@ -36,9 +40,13 @@ pub struct Audit {
 
 impl Audit {
     /// Starts the writer task on the current runtime.
-    pub fn start(db: Db) -> Audit {
+    pub fn start(db: Db, metrics: &Metrics) -> Audit {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(writer(db, rx));
+        let timing = (
+            metrics.audit_commit_duration.clone(),
+            metrics.audit_commit_rows.clone(),
+        );
+        tokio::spawn(writer(db, rx, timing));
         Audit { tx }
     }
 
@@ -70,13 +78,16 @@ impl Audit {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
+async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, (duration, rows): (Histogram, Histogram)) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let started = Instant::now();
         let records: Vec<&AuditRecord> = batch.iter().map(|(r, _)| r).collect();
         let result = audit::insert_many(&db, &records)
             .await
             .map_err(|e| e.to_string());
+        duration.observe(started.elapsed().as_secs_f64());
+        rows.observe(batch.len() as f64);
         if let Err(e) = &result {
             tracing::error!(error = %e, rows = batch.len(), "audit commit failed");
         }

@@ -60,8 +60,10 @@ impl Services {
         let db = db::connect(&config.database).await?;
         db::migrate::run(&db).await?;
         let kv = Kv::connect(&config.redis).await?;
+        let metrics = Metrics::new()?;
         let hsm_config = config.hsm.clone();
-        let hsm = tokio::task::spawn_blocking(move || Hsm::start(&hsm_config))
+        let hsm_metrics = metrics.hsm.clone();
+        let hsm = tokio::task::spawn_blocking(move || Hsm::start(&hsm_config, Some(hsm_metrics)))
             .await
             .map_err(|e| StartError::Task(e.to_string()))??;
         let secrets = Arc::new(Secrets::derive(config.security.token_secret.expose())?);
@@ -96,8 +98,8 @@ impl Services {
         );
         let tokens = Tokens::new(secrets.token_key(), config.security.access_token_ttl_secs);
         Ok(Services {
-            audit: Audit::start(db.clone()),
-            metrics: Metrics::new()?,
+            audit: Audit::start(db.clone(), &metrics),
+            metrics,
             config,
             db,
             kv,

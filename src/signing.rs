@@ -6,6 +6,7 @@
 //! consumed, the signatures are given back to the SAD and no signature leaves the gateway.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use openssl::sha::{sha256, Sha256};
 use serde_json::json;
@@ -44,7 +45,10 @@ pub async fn sign_hash(
     services: &Services,
     cmd: SignHashCommand,
 ) -> Result<Vec<Vec<u8>>, SigningError> {
+    let started = Instant::now();
+    let metrics = &services.metrics;
     let hashes = Arc::new(cmd.hashes);
+    metrics.sign_hash_batch.observe(hashes.len() as f64);
     let claim = Claim {
         user_id: &cmd.claims.sub,
         jti: &cmd.claims.jti,
@@ -73,7 +77,13 @@ pub async fn sign_hash(
             detail(),
         )
     };
-    let consumed = match sad::consume(&services.kv, &claim).await? {
+    let redis_started = Instant::now();
+    let consumed = sad::consume(&services.kv, &claim).await;
+    metrics
+        .redis_duration
+        .with_label_values(&["consume_sad"])
+        .observe(redis_started.elapsed().as_secs_f64());
+    let consumed = match consumed? {
         Ok(consumed) => consumed,
         Err(refused) => {
             audit("refused").await?;
@@ -102,5 +112,12 @@ pub async fn sign_hash(
     }
     let signatures = signed?;
     recorded?;
+    metrics
+        .signatures
+        .with_label_values(&[cmd.algo.name()])
+        .inc_by(signatures.len() as u64);
+    metrics
+        .sign_hash_duration
+        .observe(started.elapsed().as_secs_f64());
     Ok(signatures)
 }

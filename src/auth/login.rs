@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use super::{hash_password, session, verify_password, AccessToken, AuthError};
+use super::{hash_password, session, verify_password_async, AccessToken, AuthError};
 use crate::db::repo;
 use crate::services::Services;
 
@@ -34,10 +34,7 @@ async fn check_password(
     let phc = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(|e| AuthError::Hashing(e.to_string()))?;
+    let matches = verify_password_async(password.to_owned(), phc).await?;
     match user {
         Some(user) if matches => Ok(user.user_id),
         _ => Err(AuthError::InvalidCredentials),
@@ -57,7 +54,10 @@ pub async fn login(
         LoginMethod::RefreshToken(token) => (
             session::redeem_refresh(&services.kv, &token)
                 .await
-                .map_err(|_| AuthError::InvalidCredentials)?,
+                .map_err(|e| match e {
+                    AuthError::InvalidToken => AuthError::InvalidCredentials,
+                    other => other,
+                })?,
             true,
         ),
     };

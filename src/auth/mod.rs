@@ -10,7 +10,10 @@ pub mod session;
 mod token;
 
 pub use login::{login, LoginMethod, LoginResult};
-pub use password::{check_policy, hash_password, verify_password, PolicyViolation};
+pub use password::{
+    check_policy, hash_password, hash_password_async, verify_password, verify_password_async,
+    PolicyViolation,
+};
 pub use token::{AccessToken, Claims, Tokens};
 
 use crate::db::DbError;

@@ -4,6 +4,10 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
+
+use crate::config::threads_or_cores;
 
 use super::AuthError;
 
@@ -58,6 +62,32 @@ pub fn check_policy(password: &str) -> Result<(), PolicyViolation> {
         return Err(PolicyViolation::Repeated);
     }
     Ok(())
+}
+
+/// Runs an Argon2 computation on the blocking pool, at most one per core at a time: each
+/// takes ~19 MiB, so unbounded concurrent logins would be a memory (and CPU) amplifier.
+async fn argon2_task<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AuthError> {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    let permits = PERMITS.get_or_init(|| Semaphore::new(threads_or_cores(0)));
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Hashing(e.to_string()))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AuthError::Hashing(e.to_string()))
+}
+
+/// `hash_password` off the async executor, bounded.
+pub async fn hash_password_async(password: String) -> Result<String, AuthError> {
+    argon2_task(move || hash_password(&password)).await?
+}
+
+/// `verify_password` off the async executor, bounded.
+pub async fn verify_password_async(password: String, phc: String) -> Result<bool, AuthError> {
+    argon2_task(move || verify_password(&password, &phc)).await
 }
 
 /// Argon2id PHC string of `password` with a fresh salt.

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::v2_wire::{LoginRequest, LoginResponse, RevokeRequest};
-use crate::auth::{self, session, LoginMethod};
+use crate::auth::{self, session, AuthError, LoginMethod};
 use crate::error::ApiError;
 use crate::extract::{BasicAuth, Subscriber};
 use crate::services::Services;
@@ -58,6 +58,9 @@ pub async fn revoke(
         &body.token,
     )
     .await
-    .map_err(|_| ApiError::invalid_request("Invalid parameter token"))?;
+    .map_err(|e| match e {
+        AuthError::InvalidToken => ApiError::invalid_request("Invalid parameter token"),
+        other => other.into(),
+    })?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -19,7 +19,7 @@ async fn sign(
     Bearer(claims): Bearer,
     credential: &str,
     sad: String,
-    field: &str,
+    (field, hash_field): (&str, &str),
     hashes: &[String],
     hash_oid: Option<&str>,
     sign_algo: &str,
@@ -29,7 +29,7 @@ async fn sign(
     if sad.is_empty() || sad.len() > 256 {
         return Err(ApiError::invalid_request("Invalid parameter SAD"));
     }
-    hash_alg("hashAlgorithmOID", hash_oid)?;
+    hash_alg(hash_field, hash_oid)?;
     let params = sign_algo_params(params)?;
     let algo = SignAlgo::resolve(sign_algo, hash_oid, params.as_deref())?;
     let (hashes, _) = decode_hashes(
@@ -71,7 +71,7 @@ pub async fn sign_hash_v2(
         bearer,
         &body.credential_id,
         body.sad,
-        "hashes",
+        ("hashes", "hashAlgorithmOID"),
         &body.hashes,
         body.hash_algorithm_oid.as_deref(),
         &body.sign_algo,
@@ -92,7 +92,7 @@ pub async fn sign_hash_v1(
         bearer,
         &body.credential_id,
         body.sad,
-        "hash",
+        ("hash", "hashAlgo"),
         &body.hash,
         body.hash_algo.as_deref(),
         &body.sign_algo,

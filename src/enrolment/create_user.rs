@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::EnrolError;
-use crate::auth::{check_policy, hash_password, AuthError};
+use crate::auth::{check_policy, hash_password_async};
 use crate::db::{repo, DbError};
 use crate::model::{OtpMethod, User};
 use crate::services::Services;
@@ -83,10 +83,7 @@ fn validate(u: &NewUser) -> Result<(), EnrolError> {
 /// Creates the subscriber after validating every field and the password policy.
 pub async fn create_user(services: &Services, new: NewUser) -> Result<CreatedUser, EnrolError> {
     validate(&new)?;
-    let password = new.password.clone();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| AuthError::Hashing(e.to_string()))??;
+    let password_hash = hash_password_async(new.password.clone()).await?;
     let (totp_secret, totp_uri) = match new.otp_method {
         OtpMethod::Sms => (None, None),
         OtpMethod::Totp => {

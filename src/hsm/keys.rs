@@ -270,7 +270,7 @@ impl Hsm {
         id: Vec<u8>,
         label: String,
     ) -> Result<Vec<u8>, HsmError> {
-        self.run(move |session, _| {
+        self.run("generate_key_pair", move |session, _| {
             generate_pair(session, algo, &id, &label)?;
             public_key_spki(session, algo, &id)
         })
@@ -285,7 +285,7 @@ impl Hsm {
         algo: KeyAlgo,
     ) -> Result<Vec<u8>, HsmError> {
         let label = format!("{}{name}", self.label_prefix());
-        self.run(move |session, _| {
+        self.run("ensure_key_pair", move |session, _| {
             let id = label.as_bytes();
             if count(session, ObjectClass::PRIVATE_KEY, id)? == 0 {
                 generate_pair(session, algo, id, &label)?;
@@ -304,7 +304,7 @@ impl Hsm {
     /// generic secret, sensitive and non-extractable, usable only for HMAC inside the token.
     pub async fn ensure_hmac_key(&self, name: &str) -> Result<(), HsmError> {
         let label = format!("{}{name}", self.label_prefix());
-        self.run(move |session, _| {
+        self.run("ensure_hmac_key", move |session, _| {
             let id = label.as_bytes();
             if count(session, ObjectClass::SECRET_KEY, id)? > 0 {
                 return Ok(());
@@ -333,7 +333,7 @@ impl Hsm {
 
     /// HMAC-SHA256 of `data` with the secret key of id `key_id`, computed inside the token.
     pub async fn hmac_sha256(&self, key_id: Vec<u8>, data: Vec<u8>) -> Result<Vec<u8>, HsmError> {
-        self.run(move |session, cache| {
+        self.run("hmac", move |session, cache| {
             let key = find(session, cache, ObjectClass::SECRET_KEY, SECRET, &key_id)?;
             session
                 .sign(&Mechanism::Sha256Hmac, key, &data)
@@ -357,7 +357,7 @@ impl Hsm {
         let jobs = (0..chunks).map(|c| {
             let (key_id, digests) = (key_id.clone(), digests.clone());
             let range = (c * per_chunk).min(n)..((c + 1) * per_chunk).min(n);
-            self.run(move |session, cache| {
+            self.run("sign", move |session, cache| {
                 let key = find(session, cache, ObjectClass::PRIVATE_KEY, PRIVATE, &key_id)?;
                 let mechanism = algo.mechanism();
                 let mut input = Vec::with_capacity(128);
@@ -381,7 +381,7 @@ impl Hsm {
 
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
     pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
-        self.run(move |session, cache| {
+        self.run("destroy_key_pair", move |session, cache| {
             cache.remove(&id);
             for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
                 let found = find_all(session, class, &id)?;

@@ -243,6 +243,22 @@ impl SignAlgo {
         }
     }
 
+    /// A metric label: `ecdsa_sha256`, `rsa_pkcs1_sha384`, `rsa_pss_sha512`, ...
+    pub fn name(self) -> &'static str {
+        use HashAlg::{Sha256, Sha384, Sha512};
+        match self {
+            SignAlgo::Ecdsa(Sha256) => "ecdsa_sha256",
+            SignAlgo::Ecdsa(Sha384) => "ecdsa_sha384",
+            SignAlgo::Ecdsa(Sha512) => "ecdsa_sha512",
+            SignAlgo::RsaPkcs1(Sha256) => "rsa_pkcs1_sha256",
+            SignAlgo::RsaPkcs1(Sha384) => "rsa_pkcs1_sha384",
+            SignAlgo::RsaPkcs1(Sha512) => "rsa_pkcs1_sha512",
+            SignAlgo::RsaPss { hash: Sha256, .. } => "rsa_pss_sha256",
+            SignAlgo::RsaPss { hash: Sha384, .. } => "rsa_pss_sha384",
+            SignAlgo::RsaPss { hash: Sha512, .. } => "rsa_pss_sha512",
+        }
+    }
+
     pub fn hash(self) -> HashAlg {
         match self {
             SignAlgo::RsaPkcs1(h) | SignAlgo::Ecdsa(h) | SignAlgo::RsaPss { hash: h, .. } => h,

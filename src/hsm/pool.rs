@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::error::{classify, HsmError};
 use crate::config::{threads_or_cores, HsmConfig};
+use crate::metrics::HsmMetrics;
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
@@ -63,7 +65,8 @@ struct Inner {
     jobs: Sender<Job>,
     queue: Receiver<Job>,
     workers: usize,
-    pub(super) label_prefix: String,
+    label_prefix: String,
+    metrics: Option<HsmMetrics>,
 }
 
 /// One worker thread's state.
@@ -149,7 +152,7 @@ fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
 impl Hsm {
     /// Loads the module, finds the token, and starts the workers, each logged in. Fails if the
     /// token or the PIN is wrong, so a misconfigured gateway never starts.
-    pub fn start(config: &HsmConfig) -> Result<Hsm, HsmError> {
+    pub fn start(config: &HsmConfig, metrics: Option<HsmMetrics>) -> Result<Hsm, HsmError> {
         let ctx = context(&config.module)?;
         let slot = find_slot(&ctx, &config.token_label)?;
         let workers = threads_or_cores(config.workers);
@@ -194,6 +197,7 @@ impl Hsm {
                 queue,
                 workers,
                 label_prefix: config.label_prefix.clone(),
+                metrics,
             }),
         })
     }
@@ -215,14 +219,26 @@ impl Hsm {
 
     /// Runs `job` on a worker with its session; retries once after reopening a lost session or
     /// evicting stale handles. Full queue → `QueueFull` immediately.
-    pub(super) async fn run<T, F>(&self, job: F) -> Result<T, HsmError>
+    pub(super) async fn run<T, F>(&self, op: &'static str, job: F) -> Result<T, HsmError>
     where
         T: Send + 'static,
         F: FnMut(&Session, &HandleCache) -> Result<T, HsmError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let metrics = self.inner.metrics.clone();
         let boxed: Job = Box::new(move |worker: &mut Worker| {
-            let _ = tx.send(worker.execute(job));
+            let started = Instant::now();
+            if let Some(m) = &metrics {
+                m.busy_workers.inc();
+            }
+            let result = worker.execute(job);
+            if let Some(m) = &metrics {
+                m.busy_workers.dec();
+                m.job_duration
+                    .with_label_values(&[op])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            let _ = tx.send(result);
         });
         match self.inner.jobs.try_send(boxed) {
             Ok(()) => {}
@@ -234,7 +250,7 @@ impl Hsm {
 
     /// A trivial round trip through a worker and the token (readiness probe).
     pub async fn ping(&self) -> Result<(), HsmError> {
-        self.run(|session, _| {
+        self.run("ping", |session, _| {
             session
                 .get_session_info()
                 .map(|_| ())

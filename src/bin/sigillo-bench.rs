@@ -1,0 +1,658 @@
+//! `sigillo-bench`: the performance report behind `scripts/bench`. Against a running gateway
+//! and its SoftHSM2 token it measures, per key algorithm, the raw HSM (cryptoki directly, the
+//! same number of threads as the gateway's pool, no HTTP) and the gateway's signHash with
+//! batches of 1/10/100/1000, then the full flow, and writes `target/bench/report.json`.
+//! It is a load generator: the numbers go to the report, never into tests.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use serde_json::{json, Value};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Result<T> = std::result::Result<T, BoxError>;
+
+struct Env {
+    public: String,
+    admin: String,
+    admin_token: String,
+    outbox: PathBuf,
+    module: PathBuf,
+    token_label: String,
+    pin: String,
+    workers: usize,
+    seconds: f64,
+    gateway_pid: Option<u32>,
+    report: PathBuf,
+    algos: Vec<String>,
+    batches: Vec<usize>,
+}
+
+fn var(name: &str) -> Result<String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set (run scripts/bench)").into())
+}
+
+impl Env {
+    fn load() -> Result<Env> {
+        let list = |name: &str, default: &str| {
+            std::env::var(name)
+                .unwrap_or_else(|_| default.into())
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        };
+        Ok(Env {
+            public: var("BENCH_PUBLIC_URL")?,
+            admin: var("BENCH_ADMIN_URL")?,
+            admin_token: var("BENCH_ADMIN_TOKEN")?,
+            outbox: var("BENCH_OUTBOX")?.into(),
+            module: var("BENCH_HSM_MODULE")?.into(),
+            token_label: var("BENCH_HSM_TOKEN_LABEL")?,
+            pin: var("BENCH_HSM_PIN")?,
+            workers: var("BENCH_WORKERS")?.parse()?,
+            seconds: std::env::var("BENCH_SECONDS")
+                .unwrap_or_else(|_| "4".into())
+                .parse()?,
+            gateway_pid: std::env::var("BENCH_GATEWAY_PID")
+                .ok()
+                .and_then(|p| p.parse().ok()),
+            report: std::env::var("BENCH_REPORT")
+                .unwrap_or_else(|_| "target/bench/report.json".into())
+                .into(),
+            algos: list("BENCH_ALGOS", "ec-p256,ec-p384,rsa-2048,rsa-3072"),
+            batches: list("BENCH_BATCHES", "1,10,100,1000")
+                .iter()
+                .map(|b| b.parse())
+                .collect::<std::result::Result<_, _>>()?,
+        })
+    }
+}
+
+/// One subscriber with an active credential and a SAD that covers the whole run.
+struct Subject {
+    user: String,
+    password: String,
+    phone: String,
+    token: String,
+    credential: String,
+    pin: String,
+}
+
+struct Client {
+    http: reqwest::Client,
+    env: Arc<Env>,
+}
+
+fn random_digits(n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b'0' + rand::random::<u8>() % 10))
+        .collect()
+}
+
+impl Client {
+    async fn post(&self, url: String, token: Option<&str>, body: &Value) -> Result<(u16, Value)> {
+        let mut req = self.http.post(url).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let text = res.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    async fn ok(&self, url: String, token: Option<&str>, body: &Value, want: u16) -> Result<Value> {
+        let (status, body_out) = self.post(url.clone(), token, body).await?;
+        if status != want {
+            return Err(format!("{url}: HTTP {status}: {body_out}").into());
+        }
+        Ok(body_out)
+    }
+
+    async fn admin(&self, path: &str, body: &Value) -> Result<Value> {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.env.admin))
+            .bearer_auth(&self.env.admin_token)
+            .json(body)
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        let out: Value = res.json().await?;
+        if status != 201 {
+            return Err(format!("{path}: HTTP {status}: {out}").into());
+        }
+        Ok(out)
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Result<String> {
+        let res = self
+            .http
+            .post(format!("{}/csc/v2/auth/login", self.env.public))
+            .basic_auth(user, Some(password))
+            .json(&json!({}))
+            .send()
+            .await?;
+        let body: Value = res.json().await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("login failed: {body}").into())
+    }
+
+    /// Sends an OTP to `phone`'s owner and reads it back from the outbox.
+    async fn otp(&self, token: &str, credential: &str, phone: &str) -> Result<String> {
+        let before = std::fs::read_to_string(&self.env.outbox)
+            .map(|s| s.len())
+            .unwrap_or(0);
+        self.ok(
+            format!("{}/csc/v2/credentials/sendOTP", self.env.public),
+            Some(token),
+            &json!({ "credentialID": credential }),
+            204,
+        )
+        .await?;
+        let text = std::fs::read_to_string(&self.env.outbox)?;
+        let fresh = text.get(before.min(text.len())..).unwrap_or_default();
+        // Other flows write to the same outbox: take the newest message to this phone.
+        let all = fresh.lines().chain(text.lines().rev());
+        for line in all {
+            let msg: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            if msg["to"] == phone {
+                let body = msg["text"].as_str().unwrap_or_default();
+                if let Some(code) = body
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|w| w.len() == 6)
+                {
+                    return Ok(code.to_owned());
+                }
+            }
+        }
+        Err(format!("no OTP for {phone} in the outbox").into())
+    }
+
+    async fn subject(&self, key_algo: &str) -> Result<Subject> {
+        let user = format!("bench-{}", random_digits(10));
+        let password = format!("Bench-{}-x9!", random_digits(6));
+        let phone = format!("+39{}", random_digits(10));
+        self.admin(
+            "/admin/v1/users",
+            &json!({ "user_id": user, "password": password, "given_name": "Bench", "surname": "Mark",
+                     "fiscal_code": "BNCMRK80A01H501U", "email": "bench@example.org", "phone": phone,
+                     "otp_method": "sms" }),
+        )
+        .await?;
+        let created = self
+            .admin(
+                &format!("/admin/v1/users/{user}/credentials"),
+                &json!({ "key_algo": key_algo, "purpose": "signing" }),
+            )
+            .await?;
+        let credential = created["credential_id"]
+            .as_str()
+            .ok_or("no credential_id")?
+            .to_owned();
+        let puk = created["activation"]["puk"]
+            .as_str()
+            .ok_or("no puk")?
+            .to_owned();
+        let token = self.login(&user, &password).await?;
+        let pin = random_digits(8);
+        let otp = self.otp(&token, &credential, &phone).await?;
+        self.ok(
+            format!(
+                "{}/api/v1/credentials/{credential}/activate",
+                self.env.public
+            ),
+            Some(&token),
+            &json!({ "puk": puk, "new_pin": pin, "otp": otp }),
+            200,
+        )
+        .await?;
+        Ok(Subject {
+            user,
+            password,
+            phone,
+            token,
+            credential,
+            pin,
+        })
+    }
+
+    /// A SCAL1 SAD for `n` signatures of any hashes (the bench gateway runs with SCAL "1").
+    async fn sad(&self, s: &Subject, n: u64) -> Result<String> {
+        let otp = self.otp(&s.token, &s.credential, &s.phone).await?;
+        let body = self
+            .ok(
+                format!("{}/csc/v2/credentials/authorize", self.env.public),
+                Some(&s.token),
+                &json!({ "credentialID": s.credential, "numSignatures": n,
+                         "authData": [{ "id": "PIN", "value": s.pin }, { "id": "OTP", "value": otp }] }),
+                200,
+            )
+            .await?;
+        Ok(body["SAD"].as_str().ok_or("no SAD")?.to_owned())
+    }
+}
+
+fn sign_algo(key_algo: &str) -> &'static str {
+    if key_algo.starts_with("ec") {
+        "1.2.840.10045.4.3.2"
+    } else {
+        "1.2.840.113549.1.1.11"
+    }
+}
+
+/// Raw HSM: `workers` threads, each with its own logged-in session, signing a SHA-256 digest
+/// in a loop for `seconds` (the same mechanism and input the gateway uses).
+fn raw_sps(env: &Env, ctx: &Pkcs11, key_algo: &str, credential: &str) -> Result<f64> {
+    let slot = ctx
+        .get_slots_with_token()?
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|i| i.label().trim_end() == env.token_label)
+                .unwrap_or(false)
+        })
+        .ok_or("token not found")?;
+    let id = uuid::Uuid::parse_str(credential)?.as_bytes().to_vec();
+    let ec = key_algo.starts_with("ec");
+    let digest = [7u8; 32];
+    let input: Vec<u8> = if ec {
+        digest.to_vec()
+    } else {
+        // DigestInfo(SHA-256) || digest, as the gateway builds it.
+        [
+            &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ][..],
+            &digest[..],
+        ]
+        .concat()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..env.workers)
+        .map(|_| {
+            let (ctx, stop, count, id, input, pin) = (
+                ctx.clone(),
+                stop.clone(),
+                count.clone(),
+                id.clone(),
+                input.clone(),
+                env.pin.clone(),
+            );
+            std::thread::spawn(move || -> Result<()> {
+                let session = ctx.open_ro_session(slot)?;
+                let _ = session.login(UserType::User, Some(&AuthPin::new(pin.into())));
+                let key = *session
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Id(id),
+                    ])?
+                    .first()
+                    .ok_or("key not found")?;
+                let mechanism = if ec {
+                    Mechanism::Ecdsa
+                } else {
+                    Mechanism::RsaPkcs
+                };
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    session.sign(&mechanism, key, &input)?;
+                    n += 1;
+                }
+                count.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(env.seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().map_err(|_| "raw thread panicked")??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A prepared signHash body with `batch` random SHA-256 digests.
+fn sign_body(s: &Subject, sad: &str, key_algo: &str, batch: usize) -> bytes::Bytes {
+    let hashes: Vec<String> = (0..batch)
+        .map(|_| STANDARD.encode((0..32).map(|_| rand::random::<u8>()).collect::<Vec<u8>>()))
+        .collect();
+    let body = json!({ "credentialID": s.credential, "SAD": sad, "hashes": hashes, "signAlgo": sign_algo(key_algo) });
+    bytes::Bytes::from(body.to_string())
+}
+
+struct Run {
+    sps: f64,
+    latencies: Vec<f64>,
+    errors: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Closed loop: `concurrency` clients send the same signHash body back to back.
+async fn gateway_closed(
+    c: &Client,
+    token: &str,
+    body: bytes::Bytes,
+    batch: usize,
+    concurrency: usize,
+    seconds: f64,
+) -> Result<Run> {
+    let url = format!("{}/csc/v2/signatures/signHash", c.env.public);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, url, token, body) =
+                (c.http.clone(), url.clone(), token.to_owned(), body.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    let res = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status().as_u16() == 200 => {
+                            let _ = r.bytes().await;
+                            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        Ok(r) => {
+                            errors += 1;
+                            if errors == 1 {
+                                eprintln!(
+                                    "signHash HTTP {}: {}",
+                                    r.status(),
+                                    r.text().await.unwrap_or_default()
+                                );
+                            }
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await?;
+        latencies.extend(lat);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(Run {
+        sps: (latencies.len() * batch) as f64 / elapsed,
+        latencies,
+        errors,
+    })
+}
+
+/// Open loop: requests started at a fixed `rate` per second, whatever the answers do.
+async fn gateway_open(
+    c: &Client,
+    token: &str,
+    body: bytes::Bytes,
+    rate: f64,
+    seconds: f64,
+) -> Result<Run> {
+    let url = format!("{}/csc/v2/signatures/signHash", c.env.public);
+    let total = (rate * seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut handles = VecDeque::new();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for _ in 0..total {
+        tick.tick().await;
+        let (http, url, token, body) =
+            (c.http.clone(), url.clone(), token.to_owned(), body.clone());
+        handles.push_back(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let ok = matches!(
+                http.post(&url).bearer_auth(&token).header("content-type", "application/json").body(body).send().await,
+                Ok(r) if r.status().as_u16() == 200
+            );
+            (ok, t0.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (ok, ms) = h.await?;
+        if ok {
+            latencies.push(ms);
+        } else {
+            errors += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(Run {
+        sps: latencies.len() as f64 / elapsed,
+        latencies,
+        errors,
+    })
+}
+
+/// Full flows (login → sendOTP → authorize → signHash of one hash) per second.
+async fn flows(c: Arc<Client>, subjects: Vec<Subject>, seconds: f64) -> Result<(f64, u64)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = subjects
+        .into_iter()
+        .map(|s| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let (mut done, mut errors) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    let one = async {
+                        let token = c.login(&s.user, &s.password).await?;
+                        let subject = Subject { token, ..s.clone_shallow() };
+                        let sad = c.sad(&subject, 1).await?;
+                        let body = json!({ "credentialID": subject.credential, "SAD": sad,
+                                           "hashes": [STANDARD.encode([9u8; 32])], "signAlgo": sign_algo("ec-p256") });
+                        c.ok(format!("{}/csc/v2/signatures/signHash", c.env.public), Some(&subject.token), &body, 200).await?;
+                        Ok::<_, BoxError>(())
+                    };
+                    match one.await {
+                        Ok(()) => done += 1,
+                        Err(e) => {
+                            errors += 1;
+                            if errors == 1 {
+                                eprintln!("flow failed: {e}");
+                            }
+                        }
+                    }
+                }
+                (done, errors)
+            })
+        })
+        .collect();
+    let (mut done, mut errors) = (0, 0);
+    for t in tasks {
+        let (d, e) = t.await?;
+        done += d;
+        errors += e;
+    }
+    Ok((done as f64 / started.elapsed().as_secs_f64(), errors))
+}
+
+impl Subject {
+    fn clone_shallow(&self) -> Subject {
+        Subject {
+            user: self.user.clone(),
+            password: self.password.clone(),
+            phone: self.phone.clone(),
+            token: self.token.clone(),
+            credential: self.credential.clone(),
+            pin: self.pin.clone(),
+        }
+    }
+}
+
+fn rss_mb(pid: Option<u32>) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn concurrency_for(batch: usize, workers: usize) -> usize {
+    match batch {
+        1 => 8 * workers,
+        2..=10 => 4 * workers,
+        11..=100 => 2 * workers,
+        _ => workers.max(2),
+    }
+}
+
+fn pkcs11(module: &Path) -> Result<Pkcs11> {
+    let ctx = Pkcs11::new(module)?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    Ok(ctx)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let env = Arc::new(Env::load()?);
+    let client = Arc::new(Client {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?,
+        env: env.clone(),
+    });
+    let ctx = pkcs11(&env.module)?;
+    let mut runs = Vec::new();
+    let mut extras = serde_json::Map::new();
+    println!(
+        "{:<9} {:>6} {:>10} {:>12} {:>7} {:>9} {:>9} {:>9} {:>6}",
+        "algo",
+        "batch",
+        "raw sig/s",
+        "gateway sig/s",
+        "ratio",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors"
+    );
+    for algo in &env.algos {
+        let subject = client.subject(algo).await?;
+        let raw = raw_sps(&env, &ctx, algo, &subject.credential)?;
+        let sad = client.sad(&subject, 100_000_000).await?;
+        // Warm up: the first signHash resolves and caches the key handle.
+        let warm = sign_body(&subject, &sad, algo, 1);
+        gateway_closed(&client, &subject.token, warm, 1, 1, 0.3).await?;
+        let mut sps_by_batch = Vec::new();
+        for &batch in &env.batches {
+            let body = sign_body(&subject, &sad, algo, batch);
+            let run = gateway_closed(
+                &client,
+                &subject.token,
+                body,
+                batch,
+                concurrency_for(batch, env.workers),
+                env.seconds,
+            )
+            .await?;
+            let (p50, p95, p99) = (
+                percentile(&run.latencies, 0.5),
+                percentile(&run.latencies, 0.95),
+                percentile(&run.latencies, 0.99),
+            );
+            println!(
+                "{algo:<9} {batch:>6} {raw:>10.0} {:>12.0} {:>7.3} {p50:>9.2} {p95:>9.2} {p99:>9.2} {:>6}",
+                run.sps,
+                run.sps / raw,
+                run.errors
+            );
+            runs.push(json!({ "algo": algo, "batch": batch, "raw_sps": raw.round(), "gateway_sps": run.sps.round(),
+                              "ratio": (run.sps / raw * 1000.0).round() / 1000.0,
+                              "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": run.errors }));
+            sps_by_batch.push((batch, run.sps));
+        }
+        if let (Some((_, s100)), Some((_, s1000))) = (
+            sps_by_batch.iter().find(|(b, _)| *b == 100),
+            sps_by_batch.iter().find(|(b, _)| *b == 1000),
+        ) {
+            extras.insert(
+                format!("linearity_{algo}"),
+                json!({ "t1000_over_t100": (10.0 * s100 / s1000 * 100.0).round() / 100.0 }),
+            );
+        }
+        if algo == "ec-p256" {
+            if let Some((_, s1)) = sps_by_batch.iter().find(|(b, _)| *b == 1) {
+                let rate = s1 / 2.0;
+                let body = sign_body(&subject, &sad, algo, 1);
+                let run = gateway_open(&client, &subject.token, body, rate, env.seconds).await?;
+                let p99 = percentile(&run.latencies, 0.99);
+                println!("ec-p256 batch 1 at half the maximum rate ({rate:.0} req/s): p99 {p99:.2} ms, {} errors", run.errors);
+                extras.insert(
+                    "batch1_half_rate".into(),
+                    json!({ "rate": rate.round(), "p99_ms": p99, "errors": run.errors }),
+                );
+            }
+        }
+    }
+    let (rss_sign, peak_sign) = rss_mb(env.gateway_pid).unwrap_or((f64::NAN, f64::NAN));
+    println!("gateway RSS after the signing runs: {rss_sign:.1} MB now, {peak_sign:.1} MB peak");
+    extras.insert(
+        "rss_after_signing_mb".into(),
+        json!((peak_sign * 10.0).round() / 10.0),
+    );
+    let mut flow_subjects = Vec::new();
+    for _ in 0..4 {
+        flow_subjects.push(client.subject("ec-p256").await?);
+    }
+    let (flows_per_s, flow_errors) = flows(client.clone(), flow_subjects, env.seconds).await?;
+    println!("full flow (login → sendOTP → authorize PIN+OTP → signHash): {flows_per_s:.1} flows/s, {flow_errors} errors");
+    let (rss, peak) = rss_mb(env.gateway_pid).unwrap_or((f64::NAN, f64::NAN));
+    println!("gateway RSS {rss:.1} MB now, {peak:.1} MB peak");
+    let mut report = json!({ "runs": runs, "rss_mb": (peak * 10.0).round() / 10.0, "rss_now_mb": (rss * 10.0).round() / 10.0,
+                             "flows_per_s": (flows_per_s * 10.0).round() / 10.0, "workers": env.workers, "seconds": env.seconds });
+    if let Some(obj) = report.as_object_mut() {
+        obj.extend(extras);
+    }
+    if let Some(dir) = env.report.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&env.report, serde_json::to_string_pretty(&report)?)?;
+    println!("report: {}", env.report.display());
+    Ok(())
+}

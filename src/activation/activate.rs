@@ -83,9 +83,10 @@ async fn run(
         )
         .await?;
     if !puk_ok {
-        let (failures, status) = repo::credentials::record_puk_failure(
+        let (failures, status) = repo::credentials::record_failure(
             &services.db,
             credential.credential_id,
+            repo::credentials::Secret::Puk,
             PUK_MAX_FAILURES,
         )
         .await?;

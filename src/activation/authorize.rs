@@ -92,9 +92,10 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
             .matches(SecretKind::Pin, credential.credential_id, pin, stored)
             .await?;
     if !pin_ok {
-        let (failures, status) = repo::credentials::record_pin_failure(
+        let (failures, status) = repo::credentials::record_failure(
             &services.db,
             credential.credential_id,
+            repo::credentials::Secret::Pin,
             PIN_MAX_FAILURES,
         )
         .await?;

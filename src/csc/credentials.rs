@@ -142,20 +142,40 @@ pub async fn list_v1(
     }))
 }
 
+/// What both versions of credentials/info need: the caller's credential, how many
+/// certificates to return, and (with `authInfo`) the OTP method.
+async fn lookup(
+    services: &Services,
+    subscriber: &Subscriber,
+    credential: &str,
+    certificates: Option<&str>,
+    auth_info: bool,
+) -> Result<(Credential, usize, Option<OtpMethod>), ApiError> {
+    let id = credential_id(credential)?;
+    let certificates = certificates_wanted(certificates)?;
+    let c = credentials::get(services, &subscriber.user_id, id).await?;
+    let otp = if auth_info {
+        Some(credentials::otp_method(services, &subscriber.user_id).await?)
+    } else {
+        None
+    };
+    Ok((c, certificates, otp))
+}
+
 /// `POST /csc/v2/credentials/info`.
 pub async fn info_v2_handler(
     services: web::Data<Services>,
     subscriber: Subscriber,
     body: web::Json<v2::InfoRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = credential_id(&body.credential_id)?;
-    let certificates = certificates_wanted(body.certificates.as_deref())?;
-    let c = credentials::get(&services, &subscriber.user_id, id).await?;
-    let otp = if body.auth_info {
-        Some(credentials::otp_method(&services, &subscriber.user_id).await?)
-    } else {
-        None
-    };
+    let (c, certificates, otp) = lookup(
+        &services,
+        &subscriber,
+        &body.credential_id,
+        body.certificates.as_deref(),
+        body.auth_info,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(info_v2(
         &services,
         &c,
@@ -172,14 +192,14 @@ pub async fn info_v1_handler(
     subscriber: Subscriber,
     body: web::Json<v1::InfoRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = credential_id(&body.credential_id)?;
-    let certificates = certificates_wanted(body.certificates.as_deref())?;
-    let c = credentials::get(&services, &subscriber.user_id, id).await?;
-    let otp = if body.auth_info {
-        Some(credentials::otp_method(&services, &subscriber.user_id).await?)
-    } else {
-        None
-    };
+    let (c, certificates, otp) = lookup(
+        &services,
+        &subscriber,
+        &body.credential_id,
+        body.certificates.as_deref(),
+        body.auth_info,
+    )
+    .await?;
     let (scal, multisign) = scal_and_multisign(&services.config.csc);
     Ok(HttpResponse::Ok().json(v1::InfoResponse {
         description: description(&c),

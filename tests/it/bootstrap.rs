@@ -1,11 +1,9 @@
 //! Several nodes starting at once on one database and one token create ONE CA and ONE PIN key.
 
 use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
-use cryptoki::types::AuthPin;
 use sigillo::services::Services;
 
-use crate::support::{env, random_suffix, test_config};
+use crate::support::{random_suffix, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_starts_share_one_ca_and_one_pin_key() {
@@ -34,19 +32,7 @@ async fn concurrent_starts_share_one_ca_and_one_pin_key() {
         again.ca.root().to_der().unwrap()
     );
 
-    let ctx = sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE"))).unwrap();
-    let label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let _ = session.login(
-        UserType::User,
-        Some(&AuthPin::new(env("SIGILLO_TEST_HSM_PIN").into())),
-    );
+    let session = crate::support::hsm_session();
     let prefix = &config.hsm.label_prefix;
     for (class, name) in [
         (ObjectClass::SECRET_KEY, "pin-hmac"),

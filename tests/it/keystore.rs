@@ -2,31 +2,12 @@
 //! exactly the token's public key.
 
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
+use cryptoki::session::Session;
 use openssl::x509::X509;
 use sigillo::db::repo;
 use uuid::Uuid;
 
-use crate::support::{env, TestApp};
-
-/// A session of our own on the test token (the gateway's workers hold theirs).
-fn session() -> Session {
-    let ctx = sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE"))).unwrap();
-    let label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
-        .unwrap();
-    let session = ctx.open_rw_session(slot).unwrap();
-    let _ = session.login(
-        UserType::User,
-        Some(&AuthPin::new(env("SIGILLO_TEST_HSM_PIN").into())),
-    );
-    session
-}
+use crate::support::{hsm_session as session, TestApp};
 
 fn objects(session: &Session, class: ObjectClass, id: &[u8]) -> Vec<ObjectHandle> {
     session

@@ -487,3 +487,23 @@ impl TestApp {
         openssl::x509::X509::from_der(&unb64(certs[0].as_str().unwrap())).unwrap()
     }
 }
+
+/// A session of our own on the test token (the gateway's workers hold theirs).
+pub fn hsm_session() -> cryptoki::session::Session {
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let ctx = sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE"))).unwrap();
+    let label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(
+        UserType::User,
+        Some(&AuthPin::new(env("SIGILLO_TEST_HSM_PIN").into())),
+    );
+    session
+}

@@ -95,50 +95,42 @@ pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<Credential>, Db
     rows.iter().map(from_row).collect()
 }
 
-/// Records a wrong PUK; at `limit` failures the credential is blocked for good. Returns the
-/// failures counted so far and the resulting status.
-pub async fn record_puk_failure(
-    db: &Db,
-    id: Uuid,
-    limit: i32,
-) -> Result<(i32, CredentialStatus), DbError> {
-    let client = db.get().await?;
-    let row = client
-        .query_one(
-            "UPDATE credentials SET puk_failures = puk_failures + 1, \
-                 status = CASE WHEN puk_failures + 1 >= $2 THEN 'blocked' ELSE status END \
-             WHERE credential_id = $1 RETURNING puk_failures, status",
-            &[&id, &limit],
-        )
-        .await?;
-    let status: String = row.try_get("status")?;
-    Ok((
-        row.try_get("puk_failures")?,
-        status
-            .parse()
-            .map_err(|()| DbError::Corrupt("credentials.status"))?,
-    ))
+/// Which secret a wrong attempt was of.
+#[derive(Debug, Clone, Copy)]
+pub enum Secret {
+    /// 3 wrong PINs on an active credential PIN-block it (the PUK unblocks it).
+    Pin,
+    /// 10 wrong PUKs block it for good.
+    Puk,
 }
 
-/// Records a wrong PIN on an active credential; at `limit` failures it is PIN-blocked.
-pub async fn record_pin_failure(
+/// Records a wrong PIN or PUK in one atomic statement; at `limit` failures the credential
+/// changes state. Returns the failures counted so far and the resulting status.
+pub async fn record_failure(
     db: &Db,
     id: Uuid,
+    secret: Secret,
     limit: i32,
 ) -> Result<(i32, CredentialStatus), DbError> {
-    let client = db.get().await?;
-    let row = client
-        .query_one(
+    // Static SQL per kind: no identifier is ever spliced from input.
+    let sql = match secret {
+        Secret::Pin => {
             "UPDATE credentials SET pin_failures = pin_failures + 1, \
                  status = CASE WHEN pin_failures + 1 >= $2 AND status = 'active' \
                                THEN 'pin_blocked' ELSE status END \
-             WHERE credential_id = $1 RETURNING pin_failures, status",
-            &[&id, &limit],
-        )
-        .await?;
+             WHERE credential_id = $1 RETURNING pin_failures AS failures, status"
+        }
+        Secret::Puk => {
+            "UPDATE credentials SET puk_failures = puk_failures + 1, \
+                 status = CASE WHEN puk_failures + 1 >= $2 THEN 'blocked' ELSE status END \
+             WHERE credential_id = $1 RETURNING puk_failures AS failures, status"
+        }
+    };
+    let client = db.get().await?;
+    let row = client.query_one(sql, &[&id, &limit]).await?;
     let status: String = row.try_get("status")?;
     Ok((
-        row.try_get("pin_failures")?,
+        row.try_get("failures")?,
         status
             .parse()
             .map_err(|()| DbError::Corrupt("credentials.status"))?,

@@ -78,6 +78,22 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         ),
         endpoint(M::POST, "/csc/v1/signatures/signHash", sig::sign_hash_v1),
         // Self-service portal
+        endpoint(M::GET, "/api/v1/credentials", portal::credentials::list),
+        endpoint(
+            M::POST,
+            "/api/v1/credentials/{credential_id}/pin",
+            portal::credentials::change_pin,
+        ),
+        endpoint(
+            M::POST,
+            "/api/v1/credentials/{credential_id}/unblock",
+            portal::credentials::unblock,
+        ),
+        endpoint(
+            M::POST,
+            "/api/v1/password",
+            portal::credentials::change_password,
+        ),
         endpoint(
             M::POST,
             "/api/v1/credentials/{credential_id}/activate",
@@ -96,6 +112,21 @@ pub fn admin_endpoints() -> Vec<Endpoint> {
             M::POST,
             "/admin/v1/users/{user_id}/credentials",
             admin::users::create_credential,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/credentials/{credential_id}/suspend",
+            admin::credentials::suspend,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/credentials/{credential_id}/resume",
+            admin::credentials::resume,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/credentials/{credential_id}/revoke",
+            admin::credentials::revoke,
         ),
     ]
 }

@@ -55,6 +55,13 @@ pub struct Config {
     pub otp: OtpConfig,
     pub ca: CaConfig,
     pub csc: CscConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    pub renewal_window_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ use crate::db::DbError;
 use crate::enrolment::EnrolError;
 use crate::hsm::{HsmError, MechanismError};
 use crate::kv::KvError;
+use crate::lifecycle::LifecycleError;
 use crate::otp::OtpError;
 use crate::signing::SigningError;
 
@@ -169,6 +170,10 @@ impl From<AuthError> for ApiError {
             }
             AuthError::InvalidToken => ApiError::invalid_token(err.to_string()),
             AuthError::Policy(rule) => ApiError::invalid_request(rule.to_string()),
+            AuthError::WrongPassword => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", err.to_string())
+            }
+            AuthError::SamePassword => ApiError::invalid_request(err.to_string()),
             AuthError::Db(e) => e.into(),
             AuthError::Kv(e) => e.into(),
             AuthError::Hashing(_) => ApiError::internal(&err),
@@ -264,6 +269,25 @@ impl From<SigningError> for ApiError {
 impl From<MechanismError> for ApiError {
     fn from(err: MechanismError) -> Self {
         ApiError::invalid_request(err.to_string())
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(err: LifecycleError) -> Self {
+        match err {
+            LifecycleError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "credential_not_found",
+                err.to_string(),
+            ),
+            LifecycleError::WrongState(_) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_state", err.to_string())
+            }
+            LifecycleError::BadReason => ApiError::invalid_request(err.to_string()),
+            LifecycleError::Db(e) => e.into(),
+            LifecycleError::Kv(e) => e.into(),
+            LifecycleError::Audit(e) => e.into(),
+        }
     }
 }
 
@@ -392,6 +416,7 @@ mod tests {
             SadError::HashNotAuthorised { position: 1 },
             SadError::KeyMismatch,
             SadError::NotSigning,
+            SadError::CredentialHeld,
         ] {
             assert_eq!(code(SigningError::Sad(e)), (400, "invalid_request"));
         }
@@ -402,6 +427,19 @@ mod tests {
             code(MechanismError::UnknownSignAlgo("1.2.3".into())),
             (400, "invalid_request")
         );
+    }
+
+    #[test]
+    fn lifecycle_errors() {
+        assert_eq!(
+            code(LifecycleError::NotFound),
+            (404, "credential_not_found")
+        );
+        assert_eq!(
+            code(LifecycleError::WrongState(CredentialStatus::Revoked)),
+            (409, "invalid_state")
+        );
+        assert_eq!(code(LifecycleError::BadReason), (400, "invalid_request"));
     }
 
     #[test]

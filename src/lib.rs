@@ -35,6 +35,7 @@ pub mod extract;
 pub mod health;
 pub mod hsm;
 pub mod kv;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod otp;

@@ -91,4 +91,6 @@ pub struct Credential {
     pub valid_to: OffsetDateTime,
     /// DER certificates, leaf first.
     pub cert_chain: Vec<Vec<u8>>,
+    /// When the certificate was renewed (once at most).
+    pub renewed_at: Option<OffsetDateTime>,
 }

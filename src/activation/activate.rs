@@ -3,7 +3,8 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{is_digits, ActivationError, SecretKind, PUK_MAX_FAILURES};
+use super::pin::check_factors;
+use super::{is_digits, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::CredentialStatus;
 use crate::services::Services;
@@ -68,36 +69,7 @@ async fn run(
         CredentialStatus::Blocked => return Err(ActivationError::PukBlocked),
         other => return Err(ActivationError::WrongState(other)),
     }
-    let user = repo::users::find(&services.db, &cmd.user_id)
-        .await?
-        .ok_or(ActivationError::CredentialNotFound)?;
-    // The OTP first: without the subscriber's phone or app, no PUK guess is even tried.
-    services.otp.verify(&user, &cmd.otp).await?;
-    let puk_ok = services
-        .pins
-        .matches(
-            SecretKind::Puk,
-            credential.credential_id,
-            &cmd.puk,
-            &credential.puk_hmac,
-        )
-        .await?;
-    if !puk_ok {
-        let (failures, status) = repo::credentials::record_failure(
-            &services.db,
-            credential.credential_id,
-            repo::credentials::Secret::Puk,
-            PUK_MAX_FAILURES,
-        )
-        .await?;
-        return Err(if status == CredentialStatus::Blocked {
-            ActivationError::PukBlocked
-        } else {
-            ActivationError::WrongPuk {
-                remaining: PUK_MAX_FAILURES - failures,
-            }
-        });
-    }
+    check_factors(services, &credential, &cmd.otp, SecretKind::Puk, &cmd.puk).await?;
     let pin_hmac = services
         .pins
         .digest(SecretKind::Pin, credential.credential_id, &cmd.new_pin)

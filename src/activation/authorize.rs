@@ -5,8 +5,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::pin::check_factors;
 use super::sad::{self, NewSad};
-use super::{is_digits, ActivationError, SecretKind, PIN_MAX_FAILURES};
+use super::{ActivationError, SecretKind};
 use crate::db::repo;
 use crate::hsm::HashAlg;
 use crate::model::CredentialStatus;
@@ -80,33 +81,7 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
     if credential.valid_to <= OffsetDateTime::now_utc() {
         return Err(ActivationError::CertificateExpired);
     }
-    let user = repo::users::find(&services.db, &cmd.user_id)
-        .await?
-        .ok_or(ActivationError::CredentialNotFound)?;
-    // The OTP first: without the subscriber's phone or app, no PIN guess is even tried.
-    services.otp.verify(&user, otp).await?;
-    let stored = credential.pin_hmac.as_deref().unwrap_or_default();
-    let pin_ok = is_digits(pin, 8)
-        && services
-            .pins
-            .matches(SecretKind::Pin, credential.credential_id, pin, stored)
-            .await?;
-    if !pin_ok {
-        let (failures, status) = repo::credentials::record_failure(
-            &services.db,
-            credential.credential_id,
-            repo::credentials::Secret::Pin,
-            PIN_MAX_FAILURES,
-        )
-        .await?;
-        return Err(if status == CredentialStatus::PinBlocked {
-            ActivationError::PinBlocked
-        } else {
-            ActivationError::WrongPin {
-                remaining: PIN_MAX_FAILURES - failures,
-            }
-        });
-    }
+    check_factors(services, &credential, otp, SecretKind::Pin, pin).await?;
     if credential.pin_failures > 0 {
         repo::credentials::reset_pin_failures(&services.db, credential.credential_id).await?;
     }

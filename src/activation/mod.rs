@@ -10,12 +10,14 @@
 mod activate;
 mod authorize;
 mod pin;
+mod pin_change;
 pub mod sad;
 mod send_otp;
 
 pub use activate::{activate, ActivateCommand};
 pub use authorize::{authorize, extend_transaction, AuthorizeCommand, Authorized};
 pub use pin::{PinVault, SecretKind};
+pub use pin_change::{change_pin, PinChange, PinChangeCommand};
 pub use send_otp::send_otp;
 
 use crate::audit::AuditError;

@@ -3,8 +3,12 @@
 
 use uuid::Uuid;
 
+use super::{is_digits, ActivationError, PIN_MAX_FAILURES, PUK_MAX_FAILURES};
+use crate::db::repo;
 use crate::hsm::{Hsm, HsmError};
+use crate::model::{Credential, CredentialStatus};
 use crate::secrets::ct_eq;
+use crate::services::Services;
 
 const KEY_NAME: &str = "pin-hmac";
 
@@ -59,4 +63,51 @@ impl PinVault {
             stored,
         ))
     }
+}
+
+/// Checks a subscriber's two factors for `credential`: the OTP first (without the phone or
+/// app no PIN/PUK guess is even tried), then the PIN or PUK. A wrong PIN or PUK is counted
+/// atomically and may block the credential: 3 wrong PINs PIN-block it, 10 wrong PUKs block it
+/// for good.
+pub(super) async fn check_factors(
+    services: &Services,
+    credential: &Credential,
+    otp: &str,
+    kind: SecretKind,
+    value: &str,
+) -> Result<(), ActivationError> {
+    let user = repo::users::find(&services.db, &credential.user_id)
+        .await?
+        .ok_or(ActivationError::CredentialNotFound)?;
+    services.otp.verify(&user, otp).await?;
+    let (stored, secret, limit) = match kind {
+        SecretKind::Pin => (
+            credential.pin_hmac.as_deref().unwrap_or_default(),
+            repo::credentials::Secret::Pin,
+            PIN_MAX_FAILURES,
+        ),
+        SecretKind::Puk => (
+            credential.puk_hmac.as_slice(),
+            repo::credentials::Secret::Puk,
+            PUK_MAX_FAILURES,
+        ),
+    };
+    let ok = is_digits(value, 8)
+        && services
+            .pins
+            .matches(kind, credential.credential_id, value, stored)
+            .await?;
+    if ok {
+        return Ok(());
+    }
+    let (failures, status) =
+        repo::credentials::record_failure(&services.db, credential.credential_id, secret, limit)
+            .await?;
+    let remaining = limit - failures;
+    Err(match (kind, status) {
+        (SecretKind::Pin, CredentialStatus::PinBlocked) => ActivationError::PinBlocked,
+        (SecretKind::Pin, _) => ActivationError::WrongPin { remaining },
+        (SecretKind::Puk, CredentialStatus::Blocked) => ActivationError::PukBlocked,
+        (SecretKind::Puk, _) => ActivationError::WrongPuk { remaining },
+    })
 }

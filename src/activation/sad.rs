@@ -42,6 +42,8 @@ pub enum SadError {
         "the certificate of this credential is not a signing certificate: it cannot sign documents"
     )]
     NotSigning,
+    #[error("the credential is suspended or revoked")]
+    CredentialHeld,
 }
 
 /// What a consumed SAD tells about the credential.
@@ -90,53 +92,91 @@ fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(random)
 }
 
+/// KEYS: sad hash, bound-hash set, the credential's hold generation.
+/// ARGV: ttl, credential, count, key algo, key family, purpose, hash OID, bound flag, hashes…
+/// The SAD records the credential's generation: a later suspension or revocation bumps it,
+/// and the SAD never signs again, even after a resumption.
+const CREATE: &str = r"
+local g = redis.call('GET', KEYS[3]) or '0'
+redis.call('HSET', KEYS[1], 'cred', ARGV[2], 'n', ARGV[3], 'key', ARGV[4], 'kt', ARGV[5],
+  'pu', ARGV[6], 'alg', ARGV[7], 'bound', ARGV[8], 'g', g)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[8] == '1' then
+  for i = 9, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+";
+
 /// Stores a new SAD; returns it.
 pub async fn create(kv: &Kv, new: NewSad<'_>) -> Result<String, KvError> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE));
     let token = new_token();
     let (main, bound) = keys(kv, new.user_id, &token);
-    let ttl = i64::try_from(new.ttl_secs).unwrap_or(300);
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .hset_multiple(
-            &main,
-            &[
-                ("cred", new.credential_id.to_string()),
-                ("n", new.count.to_string()),
-                ("key", new.key_algo.as_str().to_owned()),
-                ("kt", new.key_algo.family().as_str().to_owned()),
-                ("pu", new.purpose.as_str().to_owned()),
-                (
-                    "alg",
-                    new.hash_alg.map(|h| h.oid().to_owned()).unwrap_or_default(),
-                ),
-                (
-                    "bound",
-                    if new.hashes.is_some() { "1" } else { "0" }.to_owned(),
-                ),
-            ],
-        )
-        .ignore()
-        .expire(&main, ttl)
-        .ignore();
-    if let Some(hashes) = new.hashes {
-        let members: Vec<String> = hashes.iter().map(hex::encode).collect();
-        pipe.sadd(&bound, members)
-            .ignore()
-            .expire(&bound, ttl)
-            .ignore();
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation
+        .key(&main)
+        .key(&bound)
+        .key(generation_key(kv, new.user_id, new.credential_id))
+        .arg(new.ttl_secs)
+        .arg(new.credential_id.to_string())
+        .arg(new.count)
+        .arg(new.key_algo.as_str())
+        .arg(new.key_algo.family().as_str())
+        .arg(new.purpose.as_str())
+        .arg(new.hash_alg.map(|h| h.oid()).unwrap_or_default())
+        .arg(if new.hashes.is_some() { "1" } else { "0" });
+    for hash in new.hashes.unwrap_or_default() {
+        invocation.arg(hex::encode(hash));
     }
     let mut conn = kv.conn();
-    let () = pipe.query_async(&mut conn).await?;
+    let _: i64 = invocation.invoke_async(&mut conn).await?;
     Ok(token)
 }
 
-/// KEYS: sad hash, bound-hash set, revoked-token marker.
+/// Bumped by every suspension or revocation of the credential.
+fn generation_key(kv: &Kv, user_id: &str, credential_id: Uuid) -> String {
+    kv.user_key(user_id, &format!("gen:{credential_id}"))
+}
+
+/// The marker that stops every SAD of a suspended or revoked credential, on every node.
+fn hold_key(kv: &Kv, user_id: &str, credential_id: Uuid) -> String {
+    kv.user_key(user_id, &format!("hold:{credential_id}"))
+}
+
+/// Stops every outstanding SAD of `credential_id` at once (suspension, revocation).
+pub async fn hold(kv: &Kv, user_id: &str, credential_id: Uuid) -> Result<(), KvError> {
+    let mut conn = kv.conn();
+    let () = redis::pipe()
+        .atomic()
+        .set(hold_key(kv, user_id, credential_id), "1")
+        .ignore()
+        .incr(generation_key(kv, user_id, credential_id), 1)
+        .ignore()
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Lifts a hold (resumption).
+pub async fn release(kv: &Kv, user_id: &str, credential_id: Uuid) -> Result<(), KvError> {
+    let mut conn = kv.conn();
+    let _: i64 = redis::cmd("DEL")
+        .arg(hold_key(kv, user_id, credential_id))
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// KEYS: sad hash, bound-hash set, revoked-token marker, credential hold, generation.
 /// ARGV: credential, count, key family, hash OID, hex hashes…
 /// Returns {1, left, key_algo} or {error code, detail}.
 const CONSUME: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 1 then return {-1, 0, ''} end
-local sad = redis.call('HMGET', KEYS[1], 'cred', 'n', 'alg', 'bound', 'kt', 'pu', 'key')
+if redis.call('EXISTS', KEYS[4]) == 1 then return {-9, 0, ''} end
+local sad = redis.call('HMGET', KEYS[1], 'cred', 'n', 'alg', 'bound', 'kt', 'pu', 'key', 'g')
 if not sad[1] then return {-2, 0, ''} end
+if (redis.call('GET', KEYS[5]) or '0') ~= sad[8] then return {-9, 0, ''} end
 if sad[1] ~= ARGV[1] then return {-3, 0, ''} end
 if sad[5] ~= ARGV[3] then return {-7, 0, ''} end
 if sad[6] ~= 'signing' then return {-8, 0, ''} end
@@ -168,6 +208,8 @@ pub async fn consume(kv: &Kv, claim: &Claim<'_>) -> Result<Result<Consumed, SadE
         .key(&main)
         .key(&bound)
         .key(&revoked)
+        .key(hold_key(kv, claim.user_id, claim.credential_id))
+        .key(generation_key(kv, claim.user_id, claim.credential_id))
         .arg(claim.credential_id.to_string())
         .arg(asked)
         .arg(claim.family.as_str())
@@ -198,6 +240,7 @@ pub async fn consume(kv: &Kv, claim: &Claim<'_>) -> Result<Result<Consumed, SadE
         }),
         -7 => Err(SadError::KeyMismatch),
         -8 => Err(SadError::NotSigning),
+        -9 => Err(SadError::CredentialHeld),
         _ => Err(SadError::Unknown),
     })
 }
@@ -236,6 +279,7 @@ pub async fn extend(
     ttl_secs: u64,
 ) -> Result<Option<String>, KvError> {
     const EXTEND: &str = r"
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
 if redis.call('HGET', KEYS[1], 'cred') ~= ARGV[1] then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[2])
@@ -255,6 +299,7 @@ return 1
         .key(old_bound)
         .key(new_main)
         .key(new_bound)
+        .key(hold_key(kv, user_id, credential_id))
         .arg(credential_id.to_string())
         .arg(ttl_secs)
         .invoke_async(&mut conn)

@@ -1,5 +1,6 @@
 //! The operator API (`/admin/v1`), served on its own listener and guarded by the admin token.
 //! Input rejects unknown fields.
 
+pub mod credentials;
 pub mod users;
 pub mod wire;

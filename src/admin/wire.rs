@@ -103,3 +103,15 @@ impl From<CreatedCredential> for CreateCredentialResponse {
         }
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChangeRequest {
+    pub reason: String,
+}
+
+#[derive(Serialize)]
+pub struct StatusResponse {
+    pub credential_id: Uuid,
+    pub status: &'static str,
+}

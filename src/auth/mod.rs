@@ -4,11 +4,13 @@
 //! the same as one with a wrong password; access tokens are HS256 JWTs checked without any
 //! database round trip (revocation is one Redis lookup, folded into the SAD script on signHash).
 
+mod change_password;
 mod login;
 mod password;
 pub mod session;
 mod token;
 
+pub use change_password::change_password;
 pub use login::{login, LoginMethod, LoginResult};
 pub use password::{
     check_policy, hash_password, hash_password_async, verify_password, verify_password_async,
@@ -28,6 +30,10 @@ pub enum AuthError {
     InvalidToken,
     #[error(transparent)]
     Policy(#[from] PolicyViolation),
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the new password must differ from the current one")]
+    SamePassword,
     #[error("password hashing failed: {0}")]
     Hashing(String),
     #[error(transparent)]

@@ -8,7 +8,7 @@ pub enum DbError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("a row with this key already exists ({constraint})")]
     UniqueViolation { constraint: String },
-    #[error("database query: {0}")]
+    #[error("database query: {}", describe(.0))]
     Query(tokio_postgres::Error),
     #[error("database configuration: {0}")]
     Config(String),
@@ -24,5 +24,13 @@ impl From<tokio_postgres::Error> for DbError {
             },
             _ => DbError::Query(err),
         }
+    }
+}
+
+/// The server's message when there is one ("db error" alone says nothing).
+fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => err.to_string(),
     }
 }

@@ -5,8 +5,14 @@
 use super::{Db, DbError};
 
 /// (version, name, SQL), in order.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "lifecycle",
+        include_str!("../../migrations/0002_lifecycle.sql"),
+    ),
+];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.
 pub async fn run(db: &Db) -> Result<usize, DbError> {
@@ -47,4 +53,24 @@ pub async fn run(db: &Db) -> Result<usize, DbError> {
     }
     tx.commit().await?;
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{files:?}");
+        for (file, (version, name, _)) in files.iter().zip(MIGRATIONS) {
+            assert_eq!(file, &format!("{version:04}_{name}.sql"));
+        }
+    }
 }

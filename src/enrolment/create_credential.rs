@@ -110,6 +110,7 @@ async fn finish(
         valid_from: issued.not_before,
         valid_to: issued.not_after,
         cert_chain: issued.chain,
+        renewed_at: None,
     };
     repo::credentials::insert(&services.db, &credential).await?;
     services

@@ -379,6 +379,11 @@ impl Hsm {
         Ok(parts.into_iter().flatten().collect())
     }
 
+    /// Drops the cached handles of key `id` in this process (suspension, revocation).
+    pub fn forget_key(&self, id: &[u8]) {
+        self.handles().remove(id);
+    }
+
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
     pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
         self.run("destroy_key_pair", move |session, cache| {

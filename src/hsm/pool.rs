@@ -43,7 +43,7 @@ impl HandleCache {
             m.insert((class, id.to_vec()), handle);
         }
     }
-    pub(super) fn remove(&self, id: &[u8]) {
+    pub(crate) fn remove(&self, id: &[u8]) {
         if let Ok(mut m) = self.map.write() {
             m.retain(|(_, key), _| key != id);
         }
@@ -67,6 +67,7 @@ struct Inner {
     workers: usize,
     label_prefix: String,
     metrics: Option<HsmMetrics>,
+    handles: Arc<HandleCache>,
 }
 
 /// One worker thread's state.
@@ -198,6 +199,7 @@ impl Hsm {
                 workers,
                 label_prefix: config.label_prefix.clone(),
                 metrics,
+                handles,
             }),
         })
     }
@@ -210,6 +212,11 @@ impl Hsm {
     /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
         self.inner.queue.len()
+    }
+
+    /// The handle cache shared by the workers.
+    pub(super) fn handles(&self) -> &HandleCache {
+        &self.inner.handles
     }
 
     /// Prefix of the gateway's own objects (CA keys, PIN HMAC key).

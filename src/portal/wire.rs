@@ -1,7 +1,11 @@
 //! Portal request and response shapes.
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+use crate::model::{Credential, CredentialStatus};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,4 +19,89 @@ pub struct ActivateRequest {
 pub struct CredentialStatusResponse {
     pub credential_id: Uuid,
     pub status: &'static str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePinRequest {
+    pub pin: String,
+    pub new_pin: String,
+    pub otp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnblockRequest {
+    pub puk: String,
+    pub new_pin: String,
+    pub otp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub password: String,
+    pub new_password: String,
+}
+
+/// One credential as a portal shows it.
+#[derive(Serialize)]
+pub struct CredentialView {
+    pub credential_id: Uuid,
+    pub purpose: &'static str,
+    pub key_algo: &'static str,
+    /// The stored state, or `expired` once the certificate has run out.
+    pub status: &'static str,
+    pub serial_number: String,
+    pub valid_from: String,
+    pub valid_to: String,
+    pub days_remaining: i64,
+    pub renewable: bool,
+    pub renewed: bool,
+    pub renewal_window_opens: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+impl CredentialView {
+    pub fn of(c: &Credential, now: OffsetDateTime, window_days: u32) -> CredentialView {
+        let expired = c.valid_to <= now;
+        let status = match c.status {
+            CredentialStatus::Revoked | CredentialStatus::Suspended | CredentialStatus::Blocked => {
+                c.status.as_str()
+            }
+            _ if expired => "expired",
+            other => other.as_str(),
+        };
+        let window_opens = c.valid_to - Duration::days(i64::from(window_days));
+        let renewable = c.renewed_at.is_none()
+            && !expired
+            && now >= window_opens
+            && matches!(
+                c.status,
+                CredentialStatus::Active
+                    | CredentialStatus::PinBlocked
+                    | CredentialStatus::Inactive
+            );
+        CredentialView {
+            credential_id: c.credential_id,
+            purpose: c.purpose.as_str(),
+            key_algo: c.key_algo.as_str(),
+            status,
+            serial_number: c.serial_number.clone(),
+            valid_from: rfc3339(c.valid_from),
+            valid_to: rfc3339(c.valid_to),
+            days_remaining: (c.valid_to - now).whole_days().max(0),
+            renewable,
+            renewed: c.renewed_at.is_some(),
+            renewal_window_opens: rfc3339(window_opens),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CredentialList {
+    pub credentials: Vec<CredentialView>,
 }

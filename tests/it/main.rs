@@ -11,6 +11,7 @@ mod csc_api;
 mod csc_flow;
 mod csc_refusals;
 mod keystore;
+mod lifecycle;
 mod login;
 mod ops;
 mod otp;

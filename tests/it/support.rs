@@ -27,6 +27,10 @@ struct BufferWriter(Arc<Mutex<Vec<u8>>>);
 
 impl Write for BufferWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // SIGILLO_TEST_LOG_STDERR=1 also shows the gateway logs (cargo test shows them on failure).
+        if std::env::var_os("SIGILLO_TEST_LOG_STDERR").is_some() {
+            eprint!("{}", String::from_utf8_lossy(buf));
+        }
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }

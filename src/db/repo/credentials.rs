@@ -36,6 +36,7 @@ fn from_row(row: &Row) -> Result<Credential, DbError> {
         valid_from: row.try_get("valid_from")?,
         valid_to: row.try_get("valid_to")?,
         cert_chain: row.try_get("cert_chain")?,
+        renewed_at: row.try_get("renewed_at")?,
     })
 }
 
@@ -73,7 +74,7 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Credential>, DbError> {
     let client = db.get().await?;
     let row = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM credentials WHERE credential_id = $1"),
+            &format!("SELECT {COLUMNS}, renewed_at FROM credentials WHERE credential_id = $1"),
             &[&id],
         )
         .await?;
@@ -86,7 +87,7 @@ pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<Credential>, Db
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM credentials WHERE user_id = $1 \
+                "SELECT {COLUMNS}, renewed_at FROM credentials WHERE user_id = $1 \
                  ORDER BY created_at, credential_id"
             ),
             &[&user_id],
@@ -159,6 +160,70 @@ pub async fn activate(db: &Db, id: Uuid, pin_hmac: &[u8]) -> Result<bool, DbErro
                  puk_failures = 0, activated_at = now() \
              WHERE credential_id = $1 AND status = 'inactive'",
             &[&id, &pin_hmac],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+/// An operator's state change, as one conditional UPDATE. Returns the new status, or `None`
+/// when the credential was not in a state the change applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum OperatorChange {
+    /// inactive | active | pin_blocked → suspended (the state is remembered).
+    Suspend,
+    /// suspended → the remembered state.
+    Resume,
+    /// anything but revoked → revoked, for good.
+    Revoke,
+}
+
+pub async fn apply_operator_change(
+    db: &Db,
+    id: Uuid,
+    change: OperatorChange,
+    reason: &str,
+) -> Result<Option<CredentialStatus>, DbError> {
+    let sql = match change {
+        OperatorChange::Suspend => {
+            "UPDATE credentials SET suspended_from = status, status = 'suspended', status_reason = $2 \
+             WHERE credential_id = $1 AND status IN ('inactive', 'active', 'pin_blocked') RETURNING status"
+        }
+        OperatorChange::Resume => {
+            "UPDATE credentials SET status = suspended_from, suspended_from = NULL, status_reason = $2 \
+             WHERE credential_id = $1 AND status = 'suspended' AND suspended_from IS NOT NULL \
+             RETURNING status"
+        }
+        OperatorChange::Revoke => {
+            "UPDATE credentials SET status = 'revoked', suspended_from = NULL, status_reason = $2 \
+             WHERE credential_id = $1 AND status <> 'revoked' RETURNING status"
+        }
+    };
+    let client = db.get().await?;
+    let row = client.query_opt(sql, &[&id, &reason]).await?;
+    row.map(|r| {
+        let status: String = r.try_get("status")?;
+        status
+            .parse()
+            .map_err(|()| DbError::Corrupt("credentials.status"))
+    })
+    .transpose()
+}
+
+/// Sets a new PIN digest and makes the credential active again (PIN change, PUK unblock):
+/// only from `from`. Returns false if the credential was not in that state any more.
+pub async fn set_pin(
+    db: &Db,
+    id: Uuid,
+    pin_hmac: &[u8],
+    from: CredentialStatus,
+) -> Result<bool, DbError> {
+    let client = db.get().await?;
+    let updated = client
+        .execute(
+            "UPDATE credentials SET pin_hmac = $2, status = 'active', pin_failures = 0, \
+                 puk_failures = 0 \
+             WHERE credential_id = $1 AND status = $3",
+            &[&id, &pin_hmac, &from.as_str()],
         )
         .await?;
     Ok(updated == 1)

@@ -58,3 +58,15 @@ pub async fn find(db: &Db, user_id: &str) -> Result<Option<User>, DbError> {
         .await?;
     row.as_ref().map(from_row).transpose()
 }
+
+/// Replaces the password hash of `user_id`.
+pub async fn set_password(db: &Db, user_id: &str, password_hash: &str) -> Result<(), DbError> {
+    let client = db.get().await?;
+    client
+        .execute(
+            "UPDATE users SET password_hash = $2 WHERE user_id = $1",
+            &[&user_id, &password_hash],
+        )
+        .await?;
+    Ok(())
+}

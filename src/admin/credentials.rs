@@ -1,0 +1,54 @@
+//! `/admin/v1/credentials/{credential_id}/suspend|resume|revoke`.
+
+use actix_web::{web, HttpResponse};
+
+use super::wire::{StatusChangeRequest, StatusResponse};
+use crate::db::repo::credentials::OperatorChange;
+use crate::error::ApiError;
+use crate::extract::{credential_id, Admin};
+use crate::lifecycle;
+use crate::services::Services;
+
+async fn change(
+    services: web::Data<Services>,
+    path: web::Path<String>,
+    body: web::Json<StatusChangeRequest>,
+    change: OperatorChange,
+) -> Result<HttpResponse, ApiError> {
+    let id = credential_id(&path)?;
+    let status = lifecycle::change_status(&services, id, change, &body.reason).await?;
+    Ok(HttpResponse::Ok().json(StatusResponse {
+        credential_id: id,
+        status: status.as_str(),
+    }))
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/suspend` `{reason}`.
+pub async fn suspend(
+    services: web::Data<Services>,
+    _: Admin,
+    path: web::Path<String>,
+    body: web::Json<StatusChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    change(services, path, body, OperatorChange::Suspend).await
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/resume` `{reason}`.
+pub async fn resume(
+    services: web::Data<Services>,
+    _: Admin,
+    path: web::Path<String>,
+    body: web::Json<StatusChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    change(services, path, body, OperatorChange::Resume).await
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/revoke` `{reason}`.
+pub async fn revoke(
+    services: web::Data<Services>,
+    _: Admin,
+    path: web::Path<String>,
+    body: web::Json<StatusChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    change(services, path, body, OperatorChange::Revoke).await
+}

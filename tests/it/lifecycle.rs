@@ -1,0 +1,471 @@
+//! The credential lifecycle so far: operator suspension/resumption/revocation (killing live
+//! SADs on every node), PIN change, PUK unblock, password change, the portal's credential list.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{assert_error, digests, random_suffix, test_config, Csc, TestApp, OID_SHA256};
+
+const ES256: &str = "1.2.840.10045.4.3.2";
+
+fn other(pin: &str) -> String {
+    format!("{:08}", (pin.parse::<u32>().unwrap() + 1) % 100_000_000)
+}
+
+async fn operator(app: &TestApp, credential: &str, action: &str) -> (StatusCode, Value) {
+    app.admin_post(
+        &format!("/admin/v1/credentials/{credential}/{action}"),
+        json!({ "reason": format!("test: {action}") }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspension_kills_live_sads_on_every_node_and_revocation_is_final() {
+    let mut config = test_config(&random_suffix());
+    config.csc.scal = "1".into();
+    config.otp.send_limit = 100;
+    let a = TestApp::spawn_node(config.clone()).await;
+    let b = TestApp::spawn_node(config).await;
+    let (_, token, credential, pin) = a.active_credential("ec-p256", "signing").await;
+    let (status, body) = a
+        .authorize(Csc::V2, &token, &credential, &pin, 5, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    let (status, _) = a
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Suspended through node B: node A refuses the live SAD at once.
+    let (status, body) = operator(&b, &credential, "suspend").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("suspended")),
+        "{body}"
+    );
+    let got = a
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(
+        got.1["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("suspended or revoked"),
+        "{}",
+        got.1
+    );
+    let got = a
+        .post(
+            "/csc/v2/credentials/extendTransaction",
+            Some(&token),
+            json!({ "credentialID": credential, "SAD": sad }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = a
+        .authorize_with(Csc::V2, &token, &credential, &pin, "123456", 1, None, None)
+        .await;
+    assert_eq!(got.1["error_description"], "the credential is suspended");
+    let (_, list) = a
+        .client
+        .get(format!("{}/api/v1/credentials", a.public))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .map(|v| (0, v))
+        .unwrap();
+    assert_eq!(list["credentials"][0]["status"], "suspended");
+    let got = operator(&a, &credential, "suspend").await;
+    assert_error(&got, StatusCode::CONFLICT, "invalid_state");
+
+    // Resumed: the old SAD stays dead, a new one signs.
+    let (status, body) = operator(&a, &credential, "resume").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{body}"
+    );
+    let got = b
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let (_, body) = b
+        .authorize(Csc::V2, &token, &credential, &pin, 2, None, None)
+        .await;
+    let fresh = body["SAD"].as_str().unwrap().to_owned();
+    let (status, _) = b
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &fresh,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Revoked: final.
+    let (status, body) = operator(&b, &credential, "revoke").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("revoked")),
+        "{body}"
+    );
+    let got = a
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &fresh,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    for action in ["resume", "suspend", "revoke"] {
+        let got = operator(&a, &credential, action).await;
+        assert_error(&got, StatusCode::CONFLICT, "invalid_state");
+    }
+    let got = a
+        .authorize_with(Csc::V2, &token, &credential, &pin, "123456", 1, None, None)
+        .await;
+    assert_eq!(got.1["error_description"], "the credential is revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_changes_need_a_known_credential_a_reason_and_the_admin_token() {
+    let app = TestApp::spawn().await;
+    let unknown = uuid::Uuid::new_v4();
+    let got = operator(&app, &unknown.to_string(), "suspend").await;
+    assert_error(&got, StatusCode::NOT_FOUND, "credential_not_found");
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    for body in [
+        json!({}),
+        json!({ "reason": "  " }),
+        json!({ "reason": "x", "extra": 1 }),
+    ] {
+        let got = app
+            .admin_post(
+                &format!("/admin/v1/credentials/{}/revoke", credential.id),
+                body,
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let res = app
+        .client
+        .post(format!(
+            "{}/admin/v1/credentials/{}/revoke",
+            app.admin, credential.id
+        ))
+        .json(&json!({ "reason": "no token" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // An inactive credential can be suspended and resumes to inactive.
+    let (_, body) = operator(&app, &credential.id, "suspend").await;
+    assert_eq!(body["status"], "suspended");
+    let (_, body) = operator(&app, &credential.id, "resume").await;
+    assert_eq!(body["status"], "inactive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_change_needs_the_current_pin_and_an_otp() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let (_, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let path = format!("/api/v1/credentials/{credential}/pin");
+    let new_pin = other(&other(&pin));
+    let change = |pin: String, new_pin: String, otp: String| {
+        app.post(
+            &path,
+            Some(&token),
+            json!({ "pin": pin, "new_pin": new_pin, "otp": otp }),
+        )
+    };
+    let got = change(pin.clone(), "1234".into(), "000000".into()).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = change(pin.clone(), pin.clone(), "000000".into()).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let otp = app.sms_otp(&token, &credential).await;
+    let got = change(other(&pin), new_pin.clone(), otp).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+    let got = change(pin.clone(), new_pin.clone(), "000000".into()).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    let otp = app.sms_otp(&token, &credential).await;
+    let (status, body) = change(pin.clone(), new_pin.clone(), otp).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "active");
+    // The old PIN is gone, the new one authorizes.
+    let hashes = digests(1, 32);
+    let got = app
+        .authorize(
+            Csc::V2,
+            &token,
+            &credential,
+            &pin,
+            1,
+            Some(&hashes),
+            Some(OID_SHA256),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+    app.sad_for(Csc::V2, &token, &credential, &new_pin, &hashes, OID_SHA256)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_wrong_pins_block_and_the_puk_unblocks() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let (user, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    // The PUK from the sealed envelope: the one shown at creation (kept by active_credential's
+    // caller in real life); here we create a second credential to keep it.
+    let second = app.create_credential(&user, "ec-p256", "signing").await;
+    let otp = app.sms_otp(&token, &second.id).await;
+    let (status, _) = app
+        .activate(&token, &second.id, &second.puk, &pin, &otp)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let hashes = digests(1, 32);
+    for _ in 0..3 {
+        let got = app
+            .authorize(
+                Csc::V2,
+                &token,
+                &second.id,
+                &other(&pin),
+                1,
+                Some(&hashes),
+                Some(OID_SHA256),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+    }
+    let unblock_path = format!("/api/v1/credentials/{}/unblock", second.id);
+    let unblock = |puk: &str, new_pin: &str, otp: &str| {
+        app.post(
+            &unblock_path,
+            Some(&token),
+            json!({ "puk": puk, "new_pin": new_pin, "otp": otp }),
+        )
+    };
+    // A PIN change is refused now; unblocking an active credential is refused too.
+    let got = app
+        .post(
+            &format!("/api/v1/credentials/{}/pin", second.id),
+            Some(&token),
+            json!({ "pin": pin, "new_pin": "13572468", "otp": "000000" }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = app
+        .post(
+            &format!("/api/v1/credentials/{credential}/unblock"),
+            Some(&token),
+            json!({ "puk": "12345678", "new_pin": "13572468", "otp": "000000" }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let wrong_puk = other(&second.puk);
+    let otp = app.sms_otp(&token, &second.id).await;
+    let got = unblock(&wrong_puk, "13572468", &otp).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_puk");
+    let otp = app.sms_otp(&token, &second.id).await;
+    let (status, body) = unblock(&second.puk, "13572468", &otp).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "active");
+    app.sad_for(Csc::V2, &token, &second.id, "13572468", &hashes, OID_SHA256)
+        .await;
+
+    // PUK exhaustion on unblock blocks for good.
+    for _ in 0..3 {
+        let got = app
+            .authorize(
+                Csc::V2,
+                &token,
+                &second.id,
+                &other("13572468"),
+                1,
+                Some(&hashes),
+                Some(OID_SHA256),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+    }
+    // One wrong PUK was counted before the successful unblock reset the count: 10 more now.
+    for attempt in 1..=10 {
+        let otp = app.sms_otp(&token, &second.id).await;
+        let got = unblock(&wrong_puk, "24681357", &otp).await;
+        let code = if attempt < 10 {
+            "invalid_puk"
+        } else {
+            "credential_blocked"
+        };
+        assert_error(&got, StatusCode::BAD_REQUEST, code);
+    }
+    let got = unblock(&second.puk, "24681357", "000000").await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "credential_blocked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_follows_the_policy() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let change = |password: &str, new_password: &str| {
+        app.post(
+            "/api/v1/password",
+            Some(&token),
+            json!({ "password": password, "new_password": new_password }),
+        )
+    };
+    for (weak, rule) in [
+        ("short1!", "8 characters"),
+        ("nouppercase1!", "upper-case"),
+        ("Noodigits!!x", "digit"),
+        ("Aaa-bbbb-1", "more than twice"),
+    ] {
+        let got = change(&user.password, weak).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(
+            got.1["error_description"].as_str().unwrap().contains(rule),
+            "{weak}: {}",
+            got.1
+        );
+    }
+    let got = change(&user.password, &user.password).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = change("Wrong-Password-1", "Brand-New-Pass-2").await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_password");
+    let res = app
+        .client
+        .post(format!("{}/api/v1/password", app.public))
+        .bearer_auth(&token)
+        .json(&json!({ "password": user.password, "new_password": "Brand-New-Pass-2" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let old = app
+        .client
+        .post(format!("{}/csc/v2/auth/login", app.public))
+        .basic_auth(&user.user_id, Some(&user.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let new = app
+        .client
+        .post(format!("{}/csc/v2/auth/login", app.public))
+        .basic_auth(&user.user_id, Some("Brand-New-Pass-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(new.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_lists_validity_and_the_renewal_window() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let long = app.create_credential(&user, "ec-p256", "signing").await;
+    let (status, body) = app
+        .admin_post(
+            &format!("/admin/v1/users/{}/credentials", user.user_id),
+            json!({ "key_algo": "rsa-2048", "purpose": "authentication", "validity_days": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let short = body["credential_id"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .get(format!("{}/api/v1/credentials", app.public))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let list: Value = res.json().await.unwrap();
+    let creds = list["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 2);
+    let (a, b) = (&creds[0], &creds[1]);
+    assert_eq!(a["credential_id"], long.id);
+    assert_eq!(
+        (
+            a["purpose"].as_str(),
+            a["key_algo"].as_str(),
+            a["status"].as_str()
+        ),
+        (Some("signing"), Some("ec-p256"), Some("inactive"))
+    );
+    assert!(
+        (1094..=1095).contains(&a["days_remaining"].as_i64().unwrap()),
+        "{a}"
+    );
+    assert_eq!(
+        (a["renewable"].as_bool(), a["renewed"].as_bool()),
+        (Some(false), Some(false)),
+        "outside the 90-day window"
+    );
+    assert!(a["serial_number"].as_str().unwrap().len() >= 16);
+    assert_eq!(b["credential_id"], short);
+    assert!(
+        (29..=30).contains(&b["days_remaining"].as_i64().unwrap()),
+        "{b}"
+    );
+    assert_eq!(b["renewable"], true, "inside the renewal window: {b}");
+    let opens = time::OffsetDateTime::parse(
+        b["renewal_window_opens"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(opens < time::OffsetDateTime::now_utc());
+    // Without a token: refused.
+    let res = app
+        .client
+        .get(format!("{}/api/v1/credentials", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}

@@ -176,6 +176,7 @@ impl From<AuthError> for ApiError {
             AuthError::SamePassword => ApiError::invalid_request(err.to_string()),
             AuthError::Db(e) => e.into(),
             AuthError::Kv(e) => e.into(),
+            AuthError::Audit(e) => e.into(),
             AuthError::Hashing(_) => ApiError::internal(&err),
         }
     }

@@ -52,6 +52,10 @@ pub async fn change_status(
         services.hsm.forget_key(id.as_bytes());
     }
     let outcome = repo::apply_operator_change(&services.db, id, change, reason).await?;
+    if outcome.is_some() && matches!(change, OperatorChange::Resume) {
+        // The credential works again: lift the hold before anything else can fail.
+        sad::release(&services.kv, &credential.user_id, id).await?;
+    }
     let action = match change {
         OperatorChange::Suspend => "credential.suspend",
         OperatorChange::Resume => "credential.resume",
@@ -68,12 +72,7 @@ pub async fn change_status(
         )
         .await?;
     match outcome {
-        Some(status) => {
-            if matches!(change, OperatorChange::Resume) {
-                sad::release(&services.kv, &credential.user_id, id).await?;
-            }
-            Ok(status)
-        }
+        Some(status) => Ok(status),
         None => {
             // Refused: a hold set above must not outlive a credential that still works.
             let still_held = matches!(

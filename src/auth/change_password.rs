@@ -29,8 +29,7 @@ pub async fn change_password(
     services
         .audit
         .record(user_id, "user.password_change", None, outcome, json!({}))
-        .await
-        .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        .await?;
     if ok {
         Ok(())
     } else {

@@ -40,4 +40,6 @@ pub enum AuthError {
     Db(#[from] DbError),
     #[error(transparent)]
     Kv(#[from] KvError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }

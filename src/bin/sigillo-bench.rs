@@ -548,6 +548,78 @@ fn concurrency_for(batch: usize, workers: usize) -> usize {
     }
 }
 
+/// Fills the token with `many` more credentials, then measures ec-p256 batch 100 again: with
+/// handles cached per credential, the throughput must not depend on how many keys the token
+/// holds (only the first signature of a credential searches the token).
+async fn many_credentials(
+    c: &Arc<Client>,
+    env: &Env,
+    many: usize,
+    runs: &[Value],
+) -> Result<Value> {
+    let owner = c.subject("ec-p256").await?;
+    let started = Instant::now();
+    let created = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, user, created) = (c.clone(), owner.user.clone(), created.clone());
+            tokio::spawn(async move {
+                while created.fetch_add(1, Ordering::Relaxed) < many as u64 {
+                    c.admin(
+                        &format!("/admin/v1/users/{user}/credentials"),
+                        &json!({ "key_algo": "ec-p256", "purpose": "signing" }),
+                    )
+                    .await?;
+                }
+                Ok::<_, BoxError>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let create_s = started.elapsed().as_secs_f64();
+    println!("created {many} more credentials in {create_s:.1} s");
+    let subject = c.subject("ec-p256").await?;
+    let sad = c.sad(&subject, 100_000_000).await?;
+    let first = Instant::now();
+    let one = json!({ "credentialID": subject.credential, "SAD": sad,
+                      "hashes": [STANDARD.encode([5u8; 32])], "signAlgo": sign_algo("ec-p256") });
+    c.ok(
+        format!("{}/csc/v2/signatures/signHash", c.env.public),
+        Some(&subject.token),
+        &one,
+        200,
+    )
+    .await?;
+    let first_ms = first.elapsed().as_secs_f64() * 1000.0;
+    let body = sign_body(&subject, &sad, "ec-p256", 100);
+    let run = gateway_closed(
+        c,
+        &subject.token,
+        body,
+        100,
+        concurrency_for(100, env.workers),
+        env.seconds,
+    )
+    .await?;
+    let before = runs
+        .iter()
+        .find(|r| r["algo"] == "ec-p256" && r["batch"] == 100)
+        .and_then(|r| r["gateway_sps"].as_f64())
+        .unwrap_or(f64::NAN);
+    println!(
+        "ec-p256 batch 100 with {many} more keys in the token: {:.0} sig/s ({:.3} of the run with few keys); first signature {first_ms:.1} ms",
+        run.sps,
+        run.sps / before
+    );
+    Ok(
+        json!({ "added": many, "create_s": (create_s * 10.0).round() / 10.0, "batch100_sps": run.sps.round(),
+               "batch100_sps_few_keys": before.round(), "ratio": (run.sps / before * 1000.0).round() / 1000.0,
+               "first_signature_ms": first_ms }),
+    )
+}
+
 fn pkcs11(module: &Path) -> Result<Pkcs11> {
     let ctx = Pkcs11::new(module)?;
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
@@ -644,6 +716,16 @@ async fn main() -> Result<()> {
                 );
             }
         }
+    }
+    if let Some(many) = std::env::var("BENCH_MANY")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        extras.insert(
+            "many_credentials".into(),
+            many_credentials(&client, &env, many, &runs).await?,
+        );
     }
     let (rss_sign, peak_sign) = rss_mb(env.gateway_pid).unwrap_or((f64::NAN, f64::NAN));
     println!("gateway RSS after the signing runs: {rss_sign:.1} MB now, {peak_sign:.1} MB peak");

@@ -89,6 +89,8 @@ impl Services {
         .await
         .map_err(DbError::from)?;
         let (pins, ca) = own_objects?;
+        let keys = hsm.preload_keys().await?;
+        tracing::info!(keys, "HSM key handles cached");
 
         let otp = Otp::new(
             kv.clone(),

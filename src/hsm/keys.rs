@@ -1,6 +1,7 @@
 //! Key objects: generation (sensitive, non-extractable token keys labelled by their id),
 //! lookup by `CKA_ID` through the handle cache, signing and HMAC.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -377,6 +378,42 @@ impl Hsm {
         });
         let parts = futures_util::future::try_join_all(jobs).await?;
         Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Fills the handle cache with every private key of the token in ONE search, so that no
+    /// request ever pays a `C_FindObjects` (a linear scan: ~70 ms with 2,000 keys in
+    /// SoftHSM2, serialised by the object-store lock). Returns how many keys it cached.
+    pub async fn preload_keys(&self) -> Result<usize, HsmError> {
+        self.run("preload_keys", |session, cache| {
+            let handles = {
+                let _store = object_store_lock();
+                session
+                    .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+                    .map_err(|e| classify("C_FindObjects", e))?
+            };
+            let mut by_id: HashMap<Vec<u8>, Option<ObjectHandle>> = HashMap::new();
+            for handle in handles {
+                let attrs = session
+                    .get_attributes(handle, &[AttributeType::Id])
+                    .map_err(|e| classify("C_GetAttributeValue", e))?;
+                if let Some(Attribute::Id(id)) = attrs.into_iter().next() {
+                    // An id held by two keys is left out: the lazy lookup reports it.
+                    by_id
+                        .entry(id)
+                        .and_modify(|h| *h = None)
+                        .or_insert(Some(handle));
+                }
+            }
+            let mut cached = 0;
+            for (id, handle) in by_id {
+                if let Some(handle) = handle {
+                    cache.insert(PRIVATE, &id, handle);
+                    cached += 1;
+                }
+            }
+            Ok(cached)
+        })
+        .await
     }
 
     /// Drops the cached handles of key `id` in this process (suspension, revocation).

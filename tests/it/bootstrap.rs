@@ -32,6 +32,8 @@ async fn concurrent_starts_share_one_ca_and_one_pin_key() {
         again.ca.root().to_der().unwrap()
     );
 
+    // A start caches every private key of the token (at least this CA's two) in one search.
+    assert!(again.hsm.preload_keys().await.unwrap() >= 2);
     let session = crate::support::hsm_session();
     let prefix = &config.hsm.label_prefix;
     for (class, name) in [

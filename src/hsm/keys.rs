@@ -232,7 +232,13 @@ fn unwrap_octet_string(value: &[u8], algo: KeyAlgo) -> &[u8] {
     }
 }
 
-fn generate_pair(session: &Session, algo: KeyAlgo, id: &[u8], label: &str) -> Result<(), HsmError> {
+/// Generates the pair; returns the private key's handle.
+fn generate_pair(
+    session: &Session,
+    algo: KeyAlgo,
+    id: &[u8],
+    label: &str,
+) -> Result<ObjectHandle, HsmError> {
     let common = |attrs: &mut Vec<Attribute>| {
         attrs.push(Attribute::Token(true));
         attrs.push(Attribute::Id(id.to_vec()));
@@ -259,7 +265,7 @@ fn generate_pair(session: &Session, algo: KeyAlgo, id: &[u8], label: &str) -> Re
     };
     session
         .generate_key_pair(&mechanism, &public, &private)
-        .map(|_| ())
+        .map(|(_, private)| private)
         .map_err(|e| classify("C_GenerateKeyPair", e))
 }
 
@@ -271,8 +277,10 @@ impl Hsm {
         id: Vec<u8>,
         label: String,
     ) -> Result<Vec<u8>, HsmError> {
-        self.run("generate_key_pair", move |session, _| {
-            generate_pair(session, algo, &id, &label)?;
+        self.run("generate_key_pair", move |session, cache| {
+            // Cached at once: the key's first signature never searches the token.
+            let private = generate_pair(session, algo, &id, &label)?;
+            cache.insert(PRIVATE, &id, private);
             public_key_spki(session, algo, &id)
         })
         .await

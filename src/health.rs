@@ -53,6 +53,8 @@ pub async fn metrics(services: web::Data<Services>) -> HttpResponse {
         .set(i64::try_from(services.hsm.queue_depth()).unwrap_or(i64::MAX));
     m.hsm_workers
         .set(i64::try_from(services.hsm.workers()).unwrap_or(i64::MAX));
+    m.hsm_cached_handles
+        .set(i64::try_from(services.hsm.cached_handles()).unwrap_or(i64::MAX));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(m.render())

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub hsm_queue_depth: IntGauge,
     pub hsm_workers: IntGauge,
+    pub hsm_cached_handles: IntGauge,
     /// Shared with the HSM pool, which updates them itself.
     pub hsm: HsmMetrics,
     pub signatures: IntCounterVec,
@@ -55,6 +56,10 @@ impl Metrics {
         )?;
         let hsm_queue_depth = IntGauge::new("sigillo_hsm_queue_depth", "HSM jobs waiting")?;
         let hsm_workers = IntGauge::new("sigillo_hsm_workers", "HSM worker threads")?;
+        let hsm_cached_handles = IntGauge::new(
+            "sigillo_hsm_cached_handles",
+            "HSM object handles cached in this process",
+        )?;
         let hsm = HsmMetrics {
             job_duration: HistogramVec::new(
                 HistogramOpts::new(
@@ -109,6 +114,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(hsm_queue_depth.clone()))?;
         registry.register(Box::new(hsm_workers.clone()))?;
+        registry.register(Box::new(hsm_cached_handles.clone()))?;
         registry.register(Box::new(hsm.job_duration.clone()))?;
         registry.register(Box::new(hsm.busy_workers.clone()))?;
         registry.register(Box::new(signatures.clone()))?;
@@ -123,6 +129,7 @@ impl Metrics {
             http_duration,
             hsm_queue_depth,
             hsm_workers,
+            hsm_cached_handles,
             hsm,
             signatures,
             sign_hash_duration,

@@ -48,6 +48,10 @@ impl HandleCache {
             m.retain(|(_, key), _| key != id);
         }
     }
+    fn len(&self) -> usize {
+        self.map.read().map(|m| m.len()).unwrap_or(0)
+    }
+
     fn clear(&self) {
         if let Ok(mut m) = self.map.write() {
             m.clear();
@@ -207,6 +211,11 @@ impl Hsm {
     /// Number of worker threads (= sessions).
     pub fn workers(&self) -> usize {
         self.inner.workers
+    }
+
+    /// Key handles cached in this process.
+    pub fn cached_handles(&self) -> usize {
+        self.inner.handles.len()
     }
 
     /// Jobs waiting for a worker.

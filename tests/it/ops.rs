@@ -101,3 +101,34 @@ async fn readiness_names_the_dependency_that_is_down() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// The value of gauge `name` in the metrics text.
+async fn gauge(app: &TestApp, name: &str) -> i64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.public))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_handles_are_cached_at_start_and_at_generation() {
+    let app = TestApp::spawn().await;
+    // At start every private key of the token is cached: this app's CA keys at least.
+    let at_start = gauge(&app, "sigillo_hsm_cached_handles").await;
+    assert!(at_start >= 2, "{at_start}");
+    let user = app.create_user("sms").await;
+    app.create_credential(&user, "ec-p256", "signing").await;
+    app.create_credential(&user, "rsa-2048", "signing").await;
+    // Enrolment caches the new keys' handles (plus the PIN HMAC key, on its first use).
+    let after = gauge(&app, "sigillo_hsm_cached_handles").await;
+    assert!(after >= at_start + 2, "{at_start} -> {after}");
+}

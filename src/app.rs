@@ -91,6 +91,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         ),
         endpoint(
             M::POST,
+            "/api/v1/credentials/{credential_id}/renew",
+            portal::credentials::renew,
+        ),
+        endpoint(
+            M::POST,
             "/api/v1/password",
             portal::credentials::change_password,
         ),
@@ -112,6 +117,11 @@ pub fn admin_endpoints() -> Vec<Endpoint> {
             M::POST,
             "/admin/v1/users/{user_id}/credentials",
             admin::users::create_credential,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/coupons",
+            admin::credentials::create_coupons,
         ),
         endpoint(
             M::POST,

@@ -21,6 +21,7 @@ use crate::hsm::{HsmError, MechanismError};
 use crate::kv::KvError;
 use crate::lifecycle::LifecycleError;
 use crate::otp::OtpError;
+use crate::renewal::RenewalError;
 use crate::signing::SigningError;
 
 /// An error as the client sees it.
@@ -292,6 +293,27 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
+impl From<RenewalError> for ApiError {
+    fn from(err: RenewalError) -> Self {
+        let code = match err {
+            RenewalError::Factors(e) => return e.into(),
+            RenewalError::Ca(e) => return e.into(),
+            RenewalError::Db(e) => return e.into(),
+            RenewalError::Audit(e) => return e.into(),
+            RenewalError::Certificate(_) => return ApiError::internal(&err),
+            RenewalError::BadCount | RenewalError::WrongState(_) => "invalid_request",
+            RenewalError::IdentityNotConfirmed => "identity_not_confirmed",
+            RenewalError::NotInWindow(_) => "not_in_renewal_window",
+            RenewalError::AlreadyRenewed => "already_renewed",
+            RenewalError::InvalidCoupon => "invalid_coupon",
+            RenewalError::Revoked => "credential_revoked",
+            RenewalError::Suspended => "credential_suspended",
+            RenewalError::Expired => "credential_expired",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, err.to_string())
+    }
+}
+
 impl From<EnrolError> for ApiError {
     fn from(err: EnrolError) -> Self {
         match err {
@@ -441,6 +463,30 @@ mod tests {
             (409, "invalid_state")
         );
         assert_eq!(code(LifecycleError::BadReason), (400, "invalid_request"));
+    }
+
+    #[test]
+    fn renewal_errors() {
+        assert_eq!(
+            code(RenewalError::NotInWindow(90)),
+            (400, "not_in_renewal_window")
+        );
+        assert_eq!(code(RenewalError::AlreadyRenewed), (400, "already_renewed"));
+        assert_eq!(
+            code(RenewalError::IdentityNotConfirmed),
+            (400, "identity_not_confirmed")
+        );
+        assert_eq!(code(RenewalError::InvalidCoupon), (400, "invalid_coupon"));
+        assert_eq!(code(RenewalError::Revoked), (400, "credential_revoked"));
+        assert_eq!(code(RenewalError::Suspended), (400, "credential_suspended"));
+        assert_eq!(code(RenewalError::Expired), (400, "credential_expired"));
+        assert_eq!(
+            code(RenewalError::Factors(ActivationError::WrongPin {
+                remaining: 2
+            })),
+            (400, "invalid_pin")
+        );
+        assert_eq!(code(RenewalError::BadCount), (400, "invalid_request"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod model;
 pub mod otp;
 pub mod portal;
+pub mod renewal;
 pub mod secrets;
 pub mod services;
 pub mod signing;

@@ -16,7 +16,7 @@ mod send_otp;
 
 pub use activate::{activate, ActivateCommand};
 pub use authorize::{authorize, extend_transaction, AuthorizeCommand, Authorized};
-pub use pin::{PinVault, SecretKind};
+pub use pin::{check_factors, PinVault, SecretKind};
 pub use pin_change::{change_pin, PinChange, PinChangeCommand};
 pub use send_otp::send_otp;
 

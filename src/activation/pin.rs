@@ -69,7 +69,7 @@ impl PinVault {
 /// app no PIN/PUK guess is even tried), then the PIN or PUK. A wrong PIN or PUK is counted
 /// atomically and may block the credential: 3 wrong PINs PIN-block it, 10 wrong PUKs block it
 /// for good.
-pub(super) async fn check_factors(
+pub async fn check_factors(
     services: &Services,
     credential: &Credential,
     otp: &str,

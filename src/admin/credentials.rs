@@ -2,12 +2,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::wire::{StatusChangeRequest, StatusResponse};
+use super::wire::{CouponsResponse, CreateCouponsRequest, StatusChangeRequest, StatusResponse};
 use crate::db::repo::credentials::OperatorChange;
 use crate::error::ApiError;
 use crate::extract::{credential_id, Admin};
-use crate::lifecycle;
 use crate::services::Services;
+use crate::{lifecycle, renewal};
 
 async fn change(
     services: web::Data<Services>,
@@ -51,4 +51,14 @@ pub async fn revoke(
     body: web::Json<StatusChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     change(services, path, body, OperatorChange::Revoke).await
+}
+
+/// `POST /admin/v1/coupons` `{count}` → 201 `{coupons}`: single-use renewal coupons.
+pub async fn create_coupons(
+    services: web::Data<Services>,
+    _: Admin,
+    body: web::Json<CreateCouponsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let coupons = renewal::create_coupons(&services, body.count).await?;
+    Ok(HttpResponse::Created().json(CouponsResponse { coupons }))
 }

@@ -115,3 +115,14 @@ pub struct StatusResponse {
     pub credential_id: Uuid,
     pub status: &'static str,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCouponsRequest {
+    pub count: usize,
+}
+
+#[derive(Serialize)]
+pub struct CouponsResponse {
+    pub coupons: Vec<String>,
+}

@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "lifecycle",
         include_str!("../../migrations/0002_lifecycle.sql"),
     ),
+    (
+        3,
+        "renewal",
+        include_str!("../../migrations/0003_renewal.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

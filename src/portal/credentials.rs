@@ -6,11 +6,12 @@ use time::OffsetDateTime;
 
 use super::wire::{
     ActivateRequest, ChangePasswordRequest, ChangePinRequest, CredentialList,
-    CredentialStatusResponse, CredentialView, UnblockRequest,
+    CredentialStatusResponse, CredentialView, RenewRequest, UnblockRequest,
 };
 use crate::activation::{self, ActivateCommand, PinChange, PinChangeCommand};
 use crate::error::ApiError;
 use crate::extract::{credential_id, Subscriber};
+use crate::renewal::{self, RenewCommand};
 use crate::services::Services;
 use crate::{auth, credentials};
 
@@ -134,4 +135,33 @@ pub async fn change_password(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/credentials/{id}/renew` `{confirm_identity, pin, otp, coupon}` → the renewed
+/// credential, as in the list.
+pub async fn renew(
+    services: web::Data<Services>,
+    subscriber: Subscriber,
+    path: web::Path<String>,
+    body: web::Json<RenewRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = credential_id(&path)?;
+    let b = body.into_inner();
+    let renewed = renewal::renew(
+        &services,
+        RenewCommand {
+            user_id: subscriber.user_id,
+            credential_id: id,
+            confirm_identity: b.confirm_identity,
+            pin: b.pin,
+            otp: b.otp,
+            coupon: b.coupon,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(CredentialView::of(
+        &renewed,
+        OffsetDateTime::now_utc(),
+        services.config.lifecycle.renewal_window_days,
+    )))
 }

@@ -79,12 +79,8 @@ impl CredentialView {
         let renewable = c.renewed_at.is_none()
             && !expired
             && now >= window_opens
-            && matches!(
-                c.status,
-                CredentialStatus::Active
-                    | CredentialStatus::PinBlocked
-                    | CredentialStatus::Inactive
-            );
+            // Renewal is confirmed with the PIN: only an active credential can be renewed.
+            && c.status == CredentialStatus::Active;
         CredentialView {
             credential_id: c.credential_id,
             purpose: c.purpose.as_str(),
@@ -104,4 +100,14 @@ impl CredentialView {
 #[derive(Serialize)]
 pub struct CredentialList {
     pub credentials: Vec<CredentialView>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    #[serde(default)]
+    pub confirm_identity: bool,
+    pub pin: String,
+    pub otp: String,
+    pub coupon: String,
 }

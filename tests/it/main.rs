@@ -16,5 +16,6 @@ mod login;
 mod ops;
 mod otp;
 mod pyhanko;
+mod renewal;
 mod secrecy;
 mod support;

@@ -2,5 +2,6 @@
 
 pub mod audit;
 pub mod ca;
+pub mod coupons;
 pub mod credentials;
 pub mod users;

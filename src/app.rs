@@ -90,6 +90,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             portal::credentials::unblock,
         ),
         endpoint(
+            M::GET,
+            "/api/v1/notifications",
+            portal::credentials::notifications,
+        ),
+        endpoint(
             M::POST,
             "/api/v1/credentials/{credential_id}/renew",
             portal::credentials::renew,
@@ -277,9 +282,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .listen(admin_listener)?
     .run();
 
+    let notice_interval =
+        std::time::Duration::from_secs(services.config.lifecycle.notice_interval_secs.max(60));
+    let notice_task = tokio::spawn(crate::notices::scheduler(services.clone(), notice_interval));
+
     let (public_handle, admin_handle) = (public.handle(), admin.handle());
     let servers = tokio::spawn(async move {
         let (a, b) = tokio::join!(public, admin);
+        notice_task.abort();
         for result in [a, b] {
             if let Err(e) = result {
                 tracing::error!(error = %e, "server stopped with an error");

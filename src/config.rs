@@ -62,6 +62,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct LifecycleConfig {
     pub renewal_window_days: u32,
+    /// Link in expiry notices; `{credential_id}` is replaced.
+    pub renewal_link: String,
+    pub notice_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

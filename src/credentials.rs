@@ -88,3 +88,11 @@ pub async fn otp_method(
         .map(|u| u.otp_method)
         .ok_or(CredentialError::NotFound)
 }
+
+/// The expiry notices sent to `user_id`.
+pub async fn notifications(
+    services: &Services,
+    user_id: &str,
+) -> Result<Vec<repo::notices::Notice>, CredentialError> {
+    Ok(repo::notices::for_user(&services.db, user_id).await?)
+}

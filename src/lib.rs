@@ -38,6 +38,7 @@ pub mod kv;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod notices;
 pub mod otp;
 pub mod portal;
 pub mod renewal;

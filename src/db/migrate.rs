@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "renewal",
         include_str!("../../migrations/0003_renewal.sql"),
     ),
+    (
+        4,
+        "notices",
+        include_str!("../../migrations/0004_notices.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

@@ -75,6 +75,11 @@ impl Otp {
         Ok(())
     }
 
+    /// Texts `text` to `phone` (expiry notices and other service messages).
+    pub async fn send_text(&self, phone: &str, text: &str) -> Result<(), OtpError> {
+        Ok(self.sender.send(phone, text).await?)
+    }
+
     pub(super) async fn verify_sms(&self, user_id: &str, code: &str) -> Result<(), OtpError> {
         let digest = self.secrets.otp_digest(user_id, code)?;
         let mut conn = self.kv.conn();

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::wire::{
     ActivateRequest, ChangePasswordRequest, ChangePinRequest, CredentialList,
-    CredentialStatusResponse, CredentialView, RenewRequest, UnblockRequest,
+    CredentialStatusResponse, CredentialView, NotificationList, RenewRequest, UnblockRequest,
 };
 use crate::activation::{self, ActivateCommand, PinChange, PinChangeCommand};
 use crate::error::ApiError;
@@ -164,4 +164,15 @@ pub async fn renew(
         OffsetDateTime::now_utc(),
         services.config.lifecycle.renewal_window_days,
     )))
+}
+
+/// `GET /api/v1/notifications`: the expiry notices sent to the caller.
+pub async fn notifications(
+    services: web::Data<Services>,
+    subscriber: Subscriber,
+) -> Result<HttpResponse, ApiError> {
+    let sent = credentials::notifications(&services, &subscriber.user_id).await?;
+    Ok(HttpResponse::Ok().json(NotificationList {
+        notifications: sent.into_iter().map(Into::into).collect(),
+    }))
 }

@@ -111,3 +111,30 @@ pub struct RenewRequest {
     pub otp: String,
     pub coupon: String,
 }
+
+#[derive(Serialize)]
+pub struct NotificationView {
+    pub credential_id: Uuid,
+    /// The scheduled day of the notice (YYYY-MM-DD).
+    pub due_date: String,
+    pub channel: String,
+    pub text: String,
+    pub sent_at: String,
+}
+
+#[derive(Serialize)]
+pub struct NotificationList {
+    pub notifications: Vec<NotificationView>,
+}
+
+impl From<crate::db::repo::notices::Notice> for NotificationView {
+    fn from(n: crate::db::repo::notices::Notice) -> Self {
+        NotificationView {
+            credential_id: n.credential_id,
+            due_date: n.due_date.to_string(),
+            channel: n.channel,
+            text: n.text,
+            sent_at: rfc3339(n.sent_at),
+        }
+    }
+}

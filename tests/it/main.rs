@@ -13,6 +13,7 @@ mod csc_refusals;
 mod keystore;
 mod lifecycle;
 mod login;
+mod notices;
 mod ops;
 mod otp;
 mod pyhanko;

@@ -4,4 +4,5 @@ pub mod audit;
 pub mod ca;
 pub mod coupons;
 pub mod credentials;
+pub mod notices;
 pub mod users;

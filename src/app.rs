@@ -94,6 +94,14 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/notifications",
             portal::credentials::notifications,
         ),
+        endpoint(M::POST, "/api/v1/otp/totp", portal::otp::start_totp),
+        endpoint(
+            M::POST,
+            "/api/v1/otp/totp/confirm",
+            portal::otp::confirm_totp,
+        ),
+        endpoint(M::POST, "/api/v1/otp/sms", portal::otp::start_sms),
+        endpoint(M::POST, "/api/v1/otp/sms/confirm", portal::otp::confirm_sms),
         endpoint(
             M::POST,
             "/api/v1/credentials/{credential_id}/renew",

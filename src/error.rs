@@ -16,6 +16,7 @@ use crate::auth::AuthError;
 use crate::ca::CaError;
 use crate::credentials::CredentialError;
 use crate::db::DbError;
+use crate::devices::DeviceError;
 use crate::enrolment::EnrolError;
 use crate::hsm::{HsmError, MechanismError};
 use crate::kv::KvError;
@@ -314,6 +315,27 @@ impl From<RenewalError> for ApiError {
     }
 }
 
+impl From<DeviceError> for ApiError {
+    fn from(err: DeviceError) -> Self {
+        match err {
+            DeviceError::WrongPassword => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", err.to_string())
+            }
+            DeviceError::BadPhone | DeviceError::NothingPending => {
+                ApiError::invalid_request(err.to_string())
+            }
+            DeviceError::NewDeviceCode => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_code", err.to_string())
+            }
+            DeviceError::CurrentFactor(e) | DeviceError::Otp(e) => e.into(),
+            DeviceError::Auth(e) => e.into(),
+            DeviceError::Db(e) => e.into(),
+            DeviceError::Audit(e) => e.into(),
+            DeviceError::Qr(_) => ApiError::internal(&err),
+        }
+    }
+}
+
 impl From<EnrolError> for ApiError {
     fn from(err: EnrolError) -> Self {
         match err {
@@ -487,6 +509,18 @@ mod tests {
             (400, "invalid_pin")
         );
         assert_eq!(code(RenewalError::BadCount), (400, "invalid_request"));
+    }
+
+    #[test]
+    fn device_errors() {
+        assert_eq!(code(DeviceError::WrongPassword), (400, "invalid_password"));
+        assert_eq!(code(DeviceError::NewDeviceCode), (400, "invalid_code"));
+        assert_eq!(code(DeviceError::NothingPending), (400, "invalid_request"));
+        assert_eq!(code(DeviceError::BadPhone), (400, "invalid_request"));
+        assert_eq!(
+            code(DeviceError::CurrentFactor(OtpError::Wrong)),
+            (400, "invalid_otp")
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod credentials;
 pub mod csc;
 pub mod db;
 pub mod der;
+pub mod devices;
 pub mod enrolment;
 pub mod error;
 pub mod extract;

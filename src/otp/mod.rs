@@ -5,6 +5,7 @@
 //! rate-limited per user. A TOTP code (SHA-1, 6 digits, 30 s, ±1 step) is accepted at most
 //! once: a step at or before the last accepted one is refused as a replay. No code is logged.
 
+mod device;
 mod sender;
 mod sms;
 mod totp;
@@ -12,6 +13,7 @@ mod totp;
 use std::sync::Arc;
 
 pub use sender::{build_sender, HttpSender, OutboxSender, SmsError, SmsSender};
+pub use sms::SmsCode;
 pub use totp::TotpEnrolment;
 
 use crate::config::OtpConfig;

@@ -32,9 +32,19 @@ if tries >= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
+/// Which SMS code: the subscriber's sign-in factor, or the confirmation sent to a new phone.
+#[derive(Debug, Clone, Copy)]
+pub enum SmsCode {
+    Factor,
+    NewPhone,
+}
+
 impl Otp {
-    fn sms_key(&self, user_id: &str) -> String {
-        self.kv.key(&format!("otp:sms:{user_id}"))
+    fn sms_key(&self, user_id: &str, which: SmsCode) -> String {
+        match which {
+            SmsCode::Factor => self.kv.key(&format!("otp:sms:{user_id}")),
+            SmsCode::NewPhone => self.kv.key(&format!("otp:sms-new:{user_id}")),
+        }
     }
 
     /// Generates a fresh code for `user`, replacing any earlier one, and texts it.
@@ -42,9 +52,21 @@ impl Otp {
         if user.otp_method != OtpMethod::Sms {
             return Err(OtpError::NotOnline);
         }
+        self.send_code(&user.user_id, SmsCode::Factor, &user.phone)
+            .await
+    }
+
+    /// Generates a code of kind `which` for `user_id` and texts it to `phone` (rate-limited
+    /// per user, whatever the kind).
+    pub async fn send_code(
+        &self,
+        user_id: &str,
+        which: SmsCode,
+        phone: &str,
+    ) -> Result<(), OtpError> {
         let mut conn = self.kv.conn();
         let (sent, ttl): (u32, i64) = SCRIPT_RATE
-            .key(self.kv.key(&format!("otp:rate:{}", user.user_id)))
+            .key(self.kv.key(&format!("otp:rate:{user_id}")))
             .arg(self.config.send_window_secs)
             .invoke_async(&mut conn)
             .await?;
@@ -54,8 +76,8 @@ impl Otp {
             });
         }
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
-        let digest = self.secrets.otp_digest(&user.user_id, &code)?;
-        let key = self.sms_key(&user.user_id);
+        let digest = self.secrets.otp_digest(user_id, &code)?;
+        let key = self.sms_key(user_id, which);
         let () = redis::pipe()
             .atomic()
             .del(&key)
@@ -71,7 +93,7 @@ impl Otp {
             "Your sigillo one-time code is {code}. It expires in {minutes} min. \
              Never share it: we will never ask you for it."
         );
-        self.sender.send(&user.phone, &text).await?;
+        self.sender.send(phone, &text).await?;
         Ok(())
     }
 
@@ -81,10 +103,20 @@ impl Otp {
     }
 
     pub(super) async fn verify_sms(&self, user_id: &str, code: &str) -> Result<(), OtpError> {
+        self.verify_code(user_id, SmsCode::Factor, code).await
+    }
+
+    /// Checks and consumes an SMS code of kind `which`.
+    pub async fn verify_code(
+        &self,
+        user_id: &str,
+        which: SmsCode,
+        code: &str,
+    ) -> Result<(), OtpError> {
         let digest = self.secrets.otp_digest(user_id, code)?;
         let mut conn = self.kv.conn();
         let outcome: i64 = SCRIPT_VERIFY
-            .key(self.sms_key(user_id))
+            .key(self.sms_key(user_id, which))
             .arg(digest)
             .arg(self.config.max_tries)
             .invoke_async(&mut conn)

@@ -29,7 +29,7 @@ pub struct TotpEnrolment {
 }
 
 impl Otp {
-    fn totp(&self, secret: Vec<u8>, account: &str) -> Result<TOTP, OtpError> {
+    pub(super) fn totp(&self, secret: Vec<u8>, account: &str) -> Result<TOTP, OtpError> {
         TOTP::new(
             Algorithm::SHA1,
             6,

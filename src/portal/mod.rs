@@ -2,4 +2,5 @@
 //! bearer token. Errors have the CSC shape.
 
 pub mod credentials;
+pub mod otp;
 pub mod wire;

@@ -138,3 +138,31 @@ impl From<crate::db::repo::notices::Notice> for NotificationView {
         }
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordOnly {
+    pub password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmDeviceRequest {
+    /// The code from the new device (app or new phone).
+    pub code: String,
+    /// The current factor (present phone's SMS code or present app's code).
+    pub otp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsDeviceRequest {
+    pub phone: String,
+    pub password: String,
+}
+
+#[derive(Serialize)]
+pub struct TotpStartResponse {
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}

@@ -10,6 +10,7 @@ mod ca;
 mod csc_api;
 mod csc_flow;
 mod csc_refusals;
+mod devices;
 mod keystore;
 mod lifecycle;
 mod login;

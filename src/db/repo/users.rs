@@ -70,3 +70,22 @@ pub async fn set_password(db: &Db, user_id: &str, password_hash: &str) -> Result
         .await?;
     Ok(())
 }
+
+/// Makes `method` the user's OTP method (with its phone or sealed TOTP secret).
+pub async fn set_otp(
+    db: &Db,
+    user_id: &str,
+    method: crate::model::OtpMethod,
+    phone: Option<&str>,
+    totp_secret: Option<&[u8]>,
+) -> Result<(), DbError> {
+    let client = db.get().await?;
+    client
+        .execute(
+            "UPDATE users SET otp_method = $2, phone = COALESCE($3, phone), totp_secret = $4 \
+             WHERE user_id = $1",
+            &[&user_id, &method.as_str(), &phone, &totp_secret],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Changing the OTP device: to an authenticator app (TOTP) or to SMS on a (new) phone.
+//!
+//! Invariant: a change takes effect only when confirmed twice — by a code from the NEW device
+//! and by the CURRENT factor (the subscriber's present phone or app) — after the password
+//! started it. A stolen password alone cannot move the second factor. The current factor is
+//! checked (and consumed) first: a wrong new-device code means starting again.
+
+use qrcode::render::svg;
+use qrcode::QrCode;
+use serde_json::json;
+
+use crate::audit::AuditError;
+use crate::auth::{verify_password_async, AuthError};
+use crate::db::{repo, DbError};
+use crate::model::{OtpMethod, User};
+use crate::otp::{OtpError, SmsCode};
+use crate::services::Services;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("the password is wrong")]
+    WrongPassword,
+    #[error("phone: E.164, + followed by 8 to 15 digits")]
+    BadPhone,
+    #[error("no device change is pending (or it expired): start again")]
+    NothingPending,
+    #[error("the code from the new device is wrong")]
+    NewDeviceCode,
+    #[error(transparent)]
+    CurrentFactor(OtpError),
+    #[error(transparent)]
+    Otp(#[from] OtpError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("QR code: {0}")]
+    Qr(String),
+}
+
+async fn user(services: &Services, user_id: &str) -> Result<User, DeviceError> {
+    repo::users::find(&services.db, user_id)
+        .await?
+        .ok_or(DeviceError::Auth(AuthError::InvalidToken))
+}
+
+async fn check_password(user: &User, password: &str) -> Result<(), DeviceError> {
+    if verify_password_async(password.to_owned(), user.password_hash.clone()).await? {
+        Ok(())
+    } else {
+        Err(DeviceError::WrongPassword)
+    }
+}
+
+/// For SMS users, the current factor is a code texted now to the present phone.
+async fn send_current_factor(services: &Services, user: &User) -> Result<(), DeviceError> {
+    if user.otp_method == OtpMethod::Sms {
+        services.otp.send_sms(user).await?;
+    }
+    Ok(())
+}
+
+/// A new authenticator app to scan.
+pub struct TotpStart {
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+/// `POST /api/v1/otp/totp {password}`: stages a new TOTP secret.
+pub async fn start_totp(
+    services: &Services,
+    user_id: &str,
+    password: &str,
+) -> Result<TotpStart, DeviceError> {
+    let user = user(services, user_id).await?;
+    check_password(&user, password).await?;
+    let enrolment = services.otp.stage_totp(user_id).await?;
+    let qr_svg = QrCode::new(enrolment.otpauth_uri.as_bytes())
+        .map_err(|e| DeviceError::Qr(e.to_string()))?
+        .render::<svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    send_current_factor(services, &user).await?;
+    Ok(TotpStart {
+        otpauth_uri: enrolment.otpauth_uri,
+        qr_svg,
+    })
+}
+
+/// `POST /api/v1/otp/totp/confirm {code, otp}`: the app's code and the current factor.
+pub async fn confirm_totp(
+    services: &Services,
+    user_id: &str,
+    code: &str,
+    otp: &str,
+) -> Result<(), DeviceError> {
+    let user = user(services, user_id).await?;
+    services
+        .otp
+        .verify(&user, otp)
+        .await
+        .map_err(DeviceError::CurrentFactor)?;
+    let sealed = services
+        .otp
+        .confirm_staged_totp(user_id, code)
+        .await
+        .map_err(|e| match e {
+            OtpError::Expired => DeviceError::NothingPending,
+            OtpError::Wrong => DeviceError::NewDeviceCode,
+            other => DeviceError::Otp(other),
+        })?;
+    repo::users::set_otp(&services.db, user_id, OtpMethod::Totp, None, Some(&sealed)).await?;
+    services.otp.clear_staged(user_id).await?;
+    services
+        .audit
+        .record(
+            user_id,
+            "otp.device_change",
+            None,
+            "ok",
+            json!({ "to": "totp" }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `POST /api/v1/otp/sms {phone, password}`: stages the phone and texts it a code.
+pub async fn start_sms(
+    services: &Services,
+    user_id: &str,
+    phone: &str,
+    password: &str,
+) -> Result<(), DeviceError> {
+    let digits = phone.strip_prefix('+').unwrap_or_default();
+    if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DeviceError::BadPhone);
+    }
+    let user = user(services, user_id).await?;
+    check_password(&user, password).await?;
+    services.otp.stage_phone(user_id, phone).await?;
+    services
+        .otp
+        .send_code(user_id, SmsCode::NewPhone, phone)
+        .await?;
+    send_current_factor(services, &user).await?;
+    Ok(())
+}
+
+/// `POST /api/v1/otp/sms/confirm {code, otp}`: the new phone's code and the current factor.
+pub async fn confirm_sms(
+    services: &Services,
+    user_id: &str,
+    code: &str,
+    otp: &str,
+) -> Result<(), DeviceError> {
+    let user = user(services, user_id).await?;
+    let phone = services
+        .otp
+        .staged_phone(user_id)
+        .await?
+        .ok_or(DeviceError::NothingPending)?;
+    services
+        .otp
+        .verify(&user, otp)
+        .await
+        .map_err(DeviceError::CurrentFactor)?;
+    services
+        .otp
+        .verify_code(user_id, SmsCode::NewPhone, code)
+        .await
+        .map_err(|e| match e {
+            OtpError::Wrong | OtpError::Expired | OtpError::Malformed => DeviceError::NewDeviceCode,
+            other => DeviceError::Otp(other),
+        })?;
+    repo::users::set_otp(&services.db, user_id, OtpMethod::Sms, Some(&phone), None).await?;
+    services.otp.clear_staged(user_id).await?;
+    services
+        .audit
+        .record(
+            user_id,
+            "otp.device_change",
+            None,
+            "ok",
+            json!({ "to": "sms" }),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Changing the OTP device: confirmed by the new device AND the current factor.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{assert_error, totp_codes, TestApp};
+
+/// The 6-digit code of the newest outbox message to `phone`.
+fn code_to(app: &TestApp, phone: &str) -> String {
+    let outbox = std::fs::read_to_string(&app.config.otp.outbox_path).unwrap();
+    let line = outbox
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("\"to\":\"{phone}\"")))
+        .expect("a message to the phone");
+    let text = serde_json::from_str::<Value>(line).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_user_moves_to_an_app_and_back_to_a_new_phone() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let old_phone = "+393331234567";
+
+    // Start: password needed.
+    let got = app
+        .post(
+            "/api/v1/otp/totp",
+            Some(&token),
+            json!({ "password": "Wrong-Pass-1!" }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_password");
+    let (status, started) = app
+        .post(
+            "/api/v1/otp/totp",
+            Some(&token),
+            json!({ "password": user.password }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let uri = started["otpauth_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("otpauth://totp/"));
+    assert!(started["qr_svg"].as_str().unwrap().contains("<svg"));
+    let (app_code, _) = totp_codes(&uri);
+
+    // Confirm: the app's code alone is not enough, nor a wrong app code.
+    let got = app
+        .post(
+            "/api/v1/otp/totp/confirm",
+            Some(&token),
+            json!({ "code": app_code, "otp": "000000" }),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::BAD_REQUEST);
+    assert_eq!(got.1["error"], "invalid_otp");
+    app.post(
+        "/api/v1/otp/totp",
+        Some(&token),
+        json!({ "password": user.password }),
+    )
+    .await;
+    let (status, started) = app
+        .post(
+            "/api/v1/otp/totp",
+            Some(&token),
+            json!({ "password": user.password }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let uri = started["otpauth_uri"].as_str().unwrap().to_owned();
+    let current = code_to(&app, old_phone);
+    let got = app
+        .post(
+            "/api/v1/otp/totp/confirm",
+            Some(&token),
+            json!({ "code": "000000", "otp": current }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_code");
+    // (The current factor was consumed by that attempt: start again for a fresh one.)
+    app.post(
+        "/api/v1/otp/totp",
+        Some(&token),
+        json!({ "password": user.password }),
+    )
+    .await;
+    let (_, started) = app
+        .post(
+            "/api/v1/otp/totp",
+            Some(&token),
+            json!({ "password": user.password }),
+        )
+        .await;
+    let uri2 = started["otpauth_uri"].as_str().unwrap().to_owned();
+    assert_ne!(uri, uri2);
+    let current = code_to(&app, old_phone);
+    let (app_code, _) = totp_codes(&uri2);
+    let res = app
+        .client
+        .post(format!("{}/api/v1/otp/totp/confirm", app.public))
+        .bearer_auth(&token)
+        .json(&json!({ "code": app_code, "otp": current }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+    // Now a TOTP user: the same app code is not accepted again (replay), the SMS path is closed.
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let got = app
+        .post(
+            "/csc/v2/credentials/sendOTP",
+            Some(&token),
+            json!({ "credentialID": credential.id }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = app
+        .activate(
+            &token,
+            &credential.id,
+            &credential.puk,
+            "12345678",
+            &app_code,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+
+    // Back to SMS on a new phone: confirmed by the new phone's code and the app.
+    let new_phone = "+393339999999";
+    let got = app
+        .post(
+            "/api/v1/otp/sms",
+            Some(&token),
+            json!({ "phone": "12345", "password": user.password }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let res = app
+        .client
+        .post(format!("{}/api/v1/otp/sms", app.public))
+        .bearer_auth(&token)
+        .json(&json!({ "phone": new_phone, "password": user.password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let sms = code_to(&app, new_phone);
+    let (_, next_app_code) = totp_codes(&uri2);
+    let res = app
+        .client
+        .post(format!("{}/api/v1/otp/sms/confirm", app.public))
+        .bearer_auth(&token)
+        .json(&json!({ "code": sms, "otp": next_app_code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        res.text().await.unwrap()
+    );
+    // SMS OTPs now go to the new phone and activate the credential.
+    let otp = app.sms_otp(&token, &credential.id).await;
+    assert_eq!(code_to(&app, new_phone), otp);
+    let (status, body) = app
+        .activate(&token, &credential.id, &credential.puk, "12345678", &otp)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Nothing pending any more.
+    let got = app
+        .post(
+            "/api/v1/otp/sms/confirm",
+            Some(&token),
+            json!({ "code": "123456", "otp": "123456" }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+}

@@ -65,6 +65,10 @@ pub struct LifecycleConfig {
     /// Link in expiry notices; `{credential_id}` is replaced.
     pub renewal_link: String,
     pub notice_interval_secs: u64,
+    /// E-mail notices: the same sender kinds as SMS (an outbox file, or an HTTP provider).
+    pub email_sender: SmsSenderKind,
+    pub email_outbox_path: PathBuf,
+    pub email_http_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,8 @@ pub enum CredentialError {
     NotFound,
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// CSC `cert/status`.
@@ -89,10 +91,40 @@ pub async fn otp_method(
         .ok_or(CredentialError::NotFound)
 }
 
-/// The expiry notices sent to `user_id`.
+/// The expiry notices sent to `user_id` (an audited portal read).
 pub async fn notifications(
     services: &Services,
     user_id: &str,
 ) -> Result<Vec<repo::notices::Notice>, CredentialError> {
-    Ok(repo::notices::for_user(&services.db, user_id).await?)
+    let notices = repo::notices::for_user(&services.db, user_id).await?;
+    services
+        .audit
+        .record(
+            user_id,
+            "portal.notifications",
+            None,
+            "ok",
+            serde_json::json!({}),
+        )
+        .await?;
+    Ok(notices)
+}
+
+/// The caller's credentials for the self-service portal (an audited portal read).
+pub async fn list_for_portal(
+    services: &Services,
+    user_id: &str,
+) -> Result<Vec<Credential>, CredentialError> {
+    let all = list(services, user_id, false).await?;
+    services
+        .audit
+        .record(
+            user_id,
+            "portal.credentials",
+            None,
+            "ok",
+            serde_json::json!({ "count": all.len() }),
+        )
+        .await?;
+    Ok(all)
 }

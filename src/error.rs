@@ -245,6 +245,7 @@ impl From<CredentialError> for ApiError {
         match err {
             CredentialError::NotFound => ApiError::invalid_request(err.to_string()),
             CredentialError::Db(e) => e.into(),
+            CredentialError::Audit(e) => e.into(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Expiry notices: 6, 5, 4, 3, 2 and 1 month(s) before a certificate expires, then weekly
-//! (3, 2 and 1 week(s) before), by SMS through the sender trait, with the expiry date and the
-//! renewal link.
+//! (3, 2 and 1 week(s) before), by e-mail and SMS through the sender traits, with the expiry
+//! date and the renewal link.
 //!
 //! Invariants: a notice is recorded before it is sent and recorded once (the database key makes
 //! several nodes running the scheduler at once send it once); only the latest notice due is
@@ -73,10 +73,14 @@ pub async fn run_once(services: &Services, today: Date) -> Result<usize, NoticeE
             continue;
         };
         let body = text(services, &e);
-        if !notices::claim(&services.db, &e, due_date, "sms", &body).await? {
+        if !notices::claim(&services.db, &e, due_date, "email+sms", &body).await? {
             continue; // sent already, by this node or another
         }
-        match services.otp.send_text(&e.phone, &body).await {
+        let delivered = match services.email.send(&e.email, &body).await {
+            Ok(()) => services.otp.send_text(&e.phone, &body).await,
+            Err(err) => Err(err.into()),
+        };
+        match delivered {
             Ok(()) => sent += 1,
             Err(err) => {
                 tracing::warn!(credential_id = %e.credential_id, error = %err, "expiry notice not sent; retried next run");

@@ -49,6 +49,8 @@ pub struct Services {
     pub ca: Ca,
     pub pins: PinVault,
     pub otp: Otp,
+    /// Where e-mail notices go.
+    pub email: std::sync::Arc<dyn crate::otp::SmsSender>,
     pub tokens: Tokens,
     pub metrics: Metrics,
 }
@@ -99,6 +101,12 @@ impl Services {
             config.otp.clone(),
         );
         let tokens = Tokens::new(secrets.token_key(), config.security.access_token_ttl_secs);
+        let lifecycle = &config.lifecycle;
+        let email = crate::otp::sender_of(
+            lifecycle.email_sender,
+            &lifecycle.email_outbox_path,
+            &lifecycle.email_http_url,
+        )?;
         Ok(Services {
             audit: Audit::start(db.clone(), &metrics),
             metrics,
@@ -109,6 +117,7 @@ impl Services {
             ca,
             pins,
             otp,
+            email,
             tokens,
         })
     }

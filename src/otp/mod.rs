@@ -12,7 +12,7 @@ mod totp;
 
 use std::sync::Arc;
 
-pub use sender::{build_sender, HttpSender, OutboxSender, SmsError, SmsSender};
+pub use sender::{build_sender, sender_of, HttpSender, OutboxSender, SmsError, SmsSender};
 pub use sms::SmsCode;
 pub use totp::TotpEnrolment;
 

@@ -122,8 +122,18 @@ impl SmsSender for HttpSender {
 
 /// The sender the configuration asks for.
 pub fn build_sender(config: &OtpConfig) -> Result<Arc<dyn SmsSender>, SmsError> {
-    Ok(match config.sender {
-        SmsSenderKind::Outbox => Arc::new(OutboxSender::new(config.outbox_path.clone())),
-        SmsSenderKind::Http => Arc::new(HttpSender::new(config.http_url.clone())?),
+    sender_of(config.sender, &config.outbox_path, &config.http_url)
+}
+
+/// A message sender of `kind` (also used for e-mail notices: the same outbox/webhook shapes,
+/// `to` being the address).
+pub fn sender_of(
+    kind: SmsSenderKind,
+    outbox: &std::path::Path,
+    url: &str,
+) -> Result<Arc<dyn SmsSender>, SmsError> {
+    Ok(match kind {
+        SmsSenderKind::Outbox => Arc::new(OutboxSender::new(outbox.to_path_buf())),
+        SmsSenderKind::Http => Arc::new(HttpSender::new(url.to_owned())?),
     })
 }

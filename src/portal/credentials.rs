@@ -46,7 +46,7 @@ pub async fn list(
     services: web::Data<Services>,
     subscriber: Subscriber,
 ) -> Result<HttpResponse, ApiError> {
-    let all = credentials::list(&services, &subscriber.user_id, false).await?;
+    let all = credentials::list_for_portal(&services, &subscriber.user_id).await?;
     let now = OffsetDateTime::now_utc();
     let window = services.config.lifecycle.renewal_window_days;
     Ok(HttpResponse::Ok().json(CredentialList {

@@ -470,3 +470,30 @@ async fn the_portal_lists_validity_and_the_renewal_window() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_calls_are_audited() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    for path in ["/api/v1/credentials", "/api/v1/notifications"] {
+        let res = app
+            .client
+            .get(format!("{}{path}", app.public))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let client = app.services().db.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT action FROM audit_log WHERE actor = $1 ORDER BY id",
+            &[&user.user_id],
+        )
+        .await
+        .unwrap();
+    let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(actions, vec!["portal.credentials", "portal.notifications"]);
+}

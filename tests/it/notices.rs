@@ -71,6 +71,15 @@ async fn a_simulated_year_sends_exactly_the_scheduled_notices_once() {
         9,
         "each notice texted once, by one node"
     );
+    let emails = std::fs::read_to_string(&a.config.lifecycle.email_outbox_path).unwrap_or_default();
+    let mailed = emails
+        .lines()
+        .filter(|l| l.contains(&serial) && l.contains("\"to\":\"mario.rossi@example.org\""))
+        .count();
+    assert_eq!(
+        mailed, 9,
+        "each notice e-mailed once, to the subscriber's address"
+    );
 
     let token = a.login(&user).await;
     let res = a

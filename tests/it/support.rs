@@ -86,6 +86,8 @@ pub fn test_config(isolation: &str) -> Config {
         Secret::new(format!("secret-{}-{}", random_suffix(), random_suffix()));
     c.otp.outbox_path =
         PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("outbox-{isolation}.jsonl"));
+    c.lifecycle.email_outbox_path =
+        PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("email-{isolation}.jsonl"));
     c.validate().expect("test config is valid");
     c
 }

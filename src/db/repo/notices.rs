@@ -10,6 +10,7 @@ pub struct Expiring {
     pub credential_id: Uuid,
     pub user_id: String,
     pub phone: String,
+    pub email: String,
     pub serial_number: String,
     pub valid_to: OffsetDateTime,
 }
@@ -32,7 +33,7 @@ pub async fn expiring(
     let client = db.get().await?;
     let rows = client
         .query(
-            "SELECT c.credential_id, c.user_id, u.phone, c.serial_number, c.valid_to \
+            "SELECT c.credential_id, c.user_id, u.phone, u.email, c.serial_number, c.valid_to \
              FROM credentials c JOIN users u USING (user_id) \
              WHERE c.status NOT IN ('revoked', 'blocked') AND c.renewed_at IS NULL \
                AND c.valid_to > $1 AND c.valid_to <= $2",
@@ -45,8 +46,9 @@ pub async fn expiring(
                 credential_id: r.try_get(0)?,
                 user_id: r.try_get(1)?,
                 phone: r.try_get(2)?,
-                serial_number: r.try_get(3)?,
-                valid_to: r.try_get(4)?,
+                email: r.try_get(3)?,
+                serial_number: r.try_get(4)?,
+                valid_to: r.try_get(5)?,
             })
         })
         .collect()

@@ -114,6 +114,8 @@ pub struct SecurityConfig {
     pub admin_token: Secret,
     pub token_secret: Secret,
     pub access_token_ttl_secs: u64,
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
 }
 
 /// How SMS messages leave the gateway.

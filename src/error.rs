@@ -172,6 +172,14 @@ impl From<AuthError> for ApiError {
             }
             AuthError::InvalidToken => ApiError::invalid_token(err.to_string()),
             AuthError::Policy(rule) => ApiError::invalid_request(rule.to_string()),
+            AuthError::TooManyAttempts { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "access_denied",
+                    err.to_string(),
+                )
+            },
             AuthError::WrongPassword => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", err.to_string())
             }

@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use super::{hash_password, session, verify_password_async, AccessToken, AuthError};
 use crate::db::repo;
+use crate::kv::KvError;
 use crate::services::Services;
 
 /// A hash to verify against when the user does not exist, so both paths cost one Argon2 run.
@@ -24,8 +25,64 @@ pub struct LoginResult {
     pub refresh_token: Option<String>,
 }
 
-/// Checks the password of `user_id`.
+/// Wrong passwords of `user_id` in the current window; refuses once the limit is reached.
+async fn failures_so_far(services: &Services, user_id: &str) -> Result<(), AuthError> {
+    let key = services.kv.key(&format!("login-fail:{user_id}"));
+    let mut conn = services.kv.conn();
+    let (count, ttl): (Option<u32>, i64) = redis::pipe()
+        .get(&key)
+        .ttl(&key)
+        .query_async(&mut conn)
+        .await
+        .map_err(KvError)?;
+    if count.unwrap_or(0) >= services.config.security.login_max_failures {
+        return Err(AuthError::TooManyAttempts {
+            retry_after_secs: u64::try_from(ttl).unwrap_or(1).max(1),
+        });
+    }
+    Ok(())
+}
+
+/// Counts a wrong password (the window starts at the first one).
+async fn count_failure(services: &Services, user_id: &str) -> Result<(), AuthError> {
+    let key = services.kv.key(&format!("login-fail:{user_id}"));
+    let mut conn = services.kv.conn();
+    let () = redis::pipe()
+        .atomic()
+        .incr(&key, 1)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(services.config.security.login_window_secs)
+        .arg("NX")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .map_err(KvError)?;
+    Ok(())
+}
+
+/// Checks the password of `user_id`. Wrong passwords are counted per user id (known or not):
+/// past the limit, logins are refused until the window ends, so passwords cannot be guessed
+/// faster than `login_max_failures` per window.
 async fn check_password(
+    services: &Services,
+    user_id: &str,
+    password: &str,
+) -> Result<String, AuthError> {
+    if !crate::enrolment::valid_user_id(user_id) {
+        // No such user can exist: refused (after the same Argon2 cost), nothing stored.
+        return check_password_once(services, user_id, password).await;
+    }
+    failures_so_far(services, user_id).await?;
+    let result = check_password_once(services, user_id, password).await;
+    if let Err(AuthError::InvalidCredentials) = result {
+        count_failure(services, user_id).await?;
+    }
+    result
+}
+
+async fn check_password_once(
     services: &Services,
     user_id: &str,
     password: &str,

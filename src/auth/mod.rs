@@ -30,6 +30,8 @@ pub enum AuthError {
     InvalidToken,
     #[error(transparent)]
     Policy(#[from] PolicyViolation),
+    #[error("too many wrong passwords; retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("the current password is wrong")]
     WrongPassword,
     #[error("the new password must differ from the current one")]

@@ -9,7 +9,7 @@ mod create_credential;
 mod create_user;
 
 pub use create_credential::{create_credential, CreatedCredential, NewCredential};
-pub use create_user::{create_user, CreatedUser, NewUser};
+pub use create_user::{create_user, valid_user_id, CreatedUser, NewUser};
 
 use crate::audit::AuditError;
 use crate::auth::{AuthError, PolicyViolation};

@@ -92,3 +92,47 @@ async fn protected_methods_refuse_missing_and_forged_tokens() {
         .await;
     assert_error(&got, StatusCode::UNAUTHORIZED, "invalid_token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_are_throttled_per_user() {
+    let app = TestApp::spawn_with(|c| {
+        c.security.login_max_failures = 3;
+        c.security.login_window_secs = 600;
+    })
+    .await;
+    let user = app.create_user("sms").await;
+    let other = app.create_user("sms").await;
+    let login = |user_id: &str, password: &str| {
+        app.client
+            .post(format!("{}/csc/v2/auth/login", app.public))
+            .basic_auth(user_id, Some(password))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            login(&user.user_id, "Wrong-Password-1")
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Now even the right password waits for the window to end.
+    let res = login(&user.user_id, &user.password).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "access_denied");
+    // Other subscribers are not affected.
+    assert_eq!(
+        login(&other.user_id, &other.password)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}

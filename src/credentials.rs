@@ -74,9 +74,8 @@ pub async fn get(
     user_id: &str,
     id: Uuid,
 ) -> Result<Credential, CredentialError> {
-    repo::credentials::find(&services.db, id)
+    repo::credentials::find_owned(&services.db, id, user_id)
         .await?
-        .filter(|c| c.user_id == user_id)
         .ok_or(CredentialError::NotFound)
 }
 

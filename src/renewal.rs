@@ -133,9 +133,8 @@ async fn run(services: &Services, cmd: &RenewCommand) -> Result<Credential, Rene
     if !cmd.confirm_identity {
         return Err(RenewalError::IdentityNotConfirmed);
     }
-    let credential = repo::credentials::find(&services.db, cmd.credential_id)
+    let credential = repo::credentials::find_owned(&services.db, cmd.credential_id, &cmd.user_id)
         .await?
-        .filter(|c| c.user_id == cmd.user_id)
         .ok_or(ActivationError::CredentialNotFound)?;
     let now = OffsetDateTime::now_utc();
     let window = services.config.lifecycle.renewal_window_days;

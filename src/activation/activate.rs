@@ -60,9 +60,8 @@ async fn run(
             reason: "the PUK is 8 digits",
         });
     }
-    let credential = repo::credentials::find(&services.db, cmd.credential_id)
+    let credential = repo::credentials::find_owned(&services.db, cmd.credential_id, &cmd.user_id)
         .await?
-        .filter(|c| c.user_id == cmd.user_id)
         .ok_or(ActivationError::CredentialNotFound)?;
     match credential.status {
         CredentialStatus::Inactive => {}

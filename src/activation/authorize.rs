@@ -71,9 +71,8 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
             reason: "SCAL2: the hashes to sign are required",
         });
     }
-    let credential = repo::credentials::find(&services.db, cmd.credential_id)
+    let credential = repo::credentials::find_owned(&services.db, cmd.credential_id, &cmd.user_id)
         .await?
-        .filter(|c| c.user_id == cmd.user_id)
         .ok_or(ActivationError::CredentialNotFound)?;
     if credential.status != CredentialStatus::Active {
         return Err(ActivationError::WrongState(credential.status));

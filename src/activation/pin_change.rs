@@ -30,9 +30,8 @@ async fn owned(
     user_id: &str,
     id: Uuid,
 ) -> Result<Credential, ActivationError> {
-    repo::credentials::find(&services.db, id)
+    repo::credentials::find_owned(&services.db, id, user_id)
         .await?
-        .filter(|c| c.user_id == user_id)
         .ok_or(ActivationError::CredentialNotFound)
 }
 

@@ -14,9 +14,8 @@ pub async fn send_otp(
     user_id: &str,
     credential_id: Uuid,
 ) -> Result<(), ActivationError> {
-    let credential = repo::credentials::find(&services.db, credential_id)
+    let credential = repo::credentials::find_owned(&services.db, credential_id, user_id)
         .await?
-        .filter(|c| c.user_id == user_id)
         .ok_or(ActivationError::CredentialNotFound)?;
     if matches!(
         credential.status,

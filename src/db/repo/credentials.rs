@@ -81,6 +81,12 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Credential>, DbError> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// The credential `id` if `user_id` owns it: the one ownership rule. Someone else's credential
+/// and no credential are the same `None`, so callers cannot reveal that it exists.
+pub async fn find_owned(db: &Db, id: Uuid, user_id: &str) -> Result<Option<Credential>, DbError> {
+    Ok(find(db, id).await?.filter(|c| c.user_id == user_id))
+}
+
 /// The credentials of `user_id`, oldest first.
 pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<Credential>, DbError> {
     let client = db.get().await?;

@@ -1,7 +1,14 @@
 //! Redis: short-lived security state (OTPs, attempt counters, rate limits). Every key carries
 //! the configured prefix, so several gateways or tests can share one Redis.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use redis::aio::ConnectionManager;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::OnceCell;
 
 use crate::config::RedisConfig;
 
@@ -13,15 +20,28 @@ pub struct KvError(#[from] pub redis::RedisError);
 #[derive(Clone)]
 pub struct Kv {
     conn: ConnectionManager,
+    client: redis::Client,
+    /// Names this Kv (and its clones) among the loop-local connections of a thread.
+    id: u64,
     prefix: std::sync::Arc<str>,
+}
+
+type LoopConnections = HashMap<(u64, tokio::runtime::Id), Rc<OnceCell<ConnectionManager>>>;
+
+thread_local! {
+    /// The connections whose driver runs on this thread's single-threaded event loop.
+    static LOOP_CONNECTIONS: RefCell<LoopConnections> = RefCell::new(HashMap::new());
 }
 
 impl Kv {
     pub async fn connect(config: &RedisConfig) -> Result<Kv, KvError> {
         let client = redis::Client::open(config.url.expose())?;
-        let conn = ConnectionManager::new(client).await?;
+        let conn = ConnectionManager::new(client.clone()).await?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Kv {
             conn,
+            client,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefix: config.key_prefix.as_str().into(),
         })
     }
@@ -34,6 +54,30 @@ impl Kv {
     /// A connection handle (cheap clone of the multiplexed connection).
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// The hot path's connection. On a single-threaded event loop (each actix worker runs
+    /// one), a connection of that loop, opened on first use: its driver runs on the same thread,
+    /// so a round trip wakes no other thread (with the shared connection, whose driver runs on
+    /// the main runtime, each one woke a thread there and then the worker again). Elsewhere,
+    /// the shared connection.
+    pub async fn loop_conn(&self) -> Result<ConnectionManager, KvError> {
+        let Some(runtime) = Handle::try_current()
+            .ok()
+            .filter(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
+        else {
+            return Ok(self.conn());
+        };
+        let cell = LOOP_CONNECTIONS.with(|all| {
+            all.borrow_mut()
+                .entry((self.id, runtime.id()))
+                .or_default()
+                .clone()
+        });
+        let conn = cell
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await?;
+        Ok(conn.clone())
     }
 
     pub async fn ping(&self) -> Result<(), KvError> {

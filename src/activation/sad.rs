@@ -217,7 +217,7 @@ pub async fn consume(kv: &Kv, claim: &Claim<'_>) -> Result<Result<Consumed, SadE
     for hash in claim.hashes {
         invocation.arg(hex::encode(hash));
     }
-    let mut conn = kv.conn();
+    let mut conn = kv.loop_conn().await?;
     let reply: (i64, i64, String) = invocation.invoke_async(&mut conn).await?;
     let detail = u32::try_from(reply.1).unwrap_or(0);
     Ok(match reply.0 {

@@ -12,6 +12,7 @@ mod csc_flow;
 mod csc_refusals;
 mod devices;
 mod keystore;
+mod kv;
 mod lifecycle;
 mod login;
 mod notices;

@@ -105,6 +105,13 @@ fn object_store_lock() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Runs `walk`, a search of the token by a session outside the pool (tests, tools in this
+/// process), under the lock of the gateway's own walks, so that it cannot break a creation.
+pub fn with_object_store<T>(walk: impl FnOnce() -> T) -> T {
+    let _store = object_store_lock();
+    walk()
+}
+
 const PRIVATE: u8 = 1;
 const SECRET: u8 = 2;
 

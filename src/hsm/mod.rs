@@ -12,6 +12,6 @@ pub mod mechanism;
 mod pool;
 
 pub use error::HsmError;
-pub use keys::KeyAlgo;
+pub use keys::{with_object_store, KeyAlgo};
 pub use mechanism::{HashAlg, KeyFamily, MechanismError, SignAlgo};
 pub use pool::{context, Hsm};

@@ -41,12 +41,14 @@ async fn concurrent_starts_share_one_ca_and_one_pin_key() {
         (ObjectClass::PRIVATE_KEY, "ca-root"),
         (ObjectClass::PRIVATE_KEY, "ca-issuing"),
     ] {
-        let found = session
-            .find_objects(&[
-                Attribute::Class(class),
-                Attribute::Id(format!("{prefix}{name}").into_bytes()),
-            ])
-            .unwrap();
+        let found = sigillo::hsm::with_object_store(|| {
+            session
+                .find_objects(&[
+                    Attribute::Class(class),
+                    Attribute::Id(format!("{prefix}{name}").into_bytes()),
+                ])
+                .unwrap()
+        });
         assert_eq!(found.len(), 1, "{name}");
     }
 }

@@ -10,9 +10,11 @@ use uuid::Uuid;
 use crate::support::{hsm_session as session, TestApp};
 
 fn objects(session: &Session, class: ObjectClass, id: &[u8]) -> Vec<ObjectHandle> {
-    session
-        .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
-        .unwrap()
+    sigillo::hsm::with_object_store(|| {
+        session
+            .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+            .unwrap()
+    })
 }
 
 fn bool_attr(session: &Session, handle: ObjectHandle, ty: AttributeType) -> bool {

@@ -9,6 +9,8 @@ use actix_web::http::Method;
 use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
 use tracing_actix_web::TracingLogger;
 
+use crate::telemetry::RequestSpan;
+
 use crate::config::{threads_or_cores, Config};
 use crate::error::ApiError;
 use crate::services::{Services, StartError};
@@ -268,7 +270,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     Ok(res)
                 }
             })
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<RequestSpan>::new())
             .configure(register(public_endpoints()))
             .default_service(web::to(not_found))
     })
@@ -282,7 +284,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .app_data(data.clone())
             .app_data(json_config(64 * 1024))
             .app_data(path_config())
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<RequestSpan>::new())
             .configure(register(admin_endpoints()))
             .default_service(web::to(not_found))
     })

@@ -92,6 +92,22 @@ async fn readiness_names_the_dependency_that_is_down() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["failing"], serde_json::json!(["redis"]), "{body}");
+    // The warning carries its request's span: method, path and request id.
+    let logs = crate::support::captured_logs();
+    let warnings: Vec<Value> = logs
+        .lines()
+        .filter(|l| l.contains("not ready"))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!warnings.is_empty(), "the failed readiness check is logged");
+    for w in &warnings {
+        let span = &w["span"];
+        assert_eq!(span["name"], "request", "{w}");
+        assert_eq!(span["method"], "GET", "{w}");
+        assert_eq!(span["path"], "/readyz", "{w}");
+        let id = span["request_id"].as_str().unwrap_or_default();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "a request id: {w}");
+    }
     // Liveness is not readiness: the process still answers.
     let res = app
         .client

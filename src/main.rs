@@ -11,11 +11,6 @@ use sigillo::enrolment::{self, NewCredential, NewUser};
 use sigillo::services::{Services, StartError};
 use sigillo::{app, db, telemetry};
 
-/// mimalloc for the gateway's own allocations: with glibc's malloc, allocation was a quarter of
-/// the actix workers' time on the signHash path (SoftHSM2's C++ code keeps glibc's).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "sigillo",

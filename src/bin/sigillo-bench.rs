@@ -596,6 +596,80 @@ async fn gateway_open(
     })
 }
 
+/// CPU time (user + system, in the kernel's 1/100 s ticks) of what serves a signHash.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTicks {
+    hsm: u64,
+    gateway: u64,
+    redis: u64,
+    postgres: u64,
+    client: u64,
+}
+
+/// The command name and CPU ticks of a `/proc/…/stat` file.
+fn stat_ticks(path: &Path) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = text.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state, ppid, … utime is the 14th field of the line, stime the 15th.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// Reads the CPU time so far of the gateway's HSM threads and other threads, of every
+/// `redis-server` and `postgres` process (the bench's own stack), and of this load client.
+fn cpu_ticks(gateway: Option<u32>) -> CpuTicks {
+    let mut t = CpuTicks::default();
+    let dir = |p: PathBuf| std::fs::read_dir(p).into_iter().flatten().flatten();
+    if let Some(pid) = gateway {
+        for task in dir(PathBuf::from(format!("/proc/{pid}/task"))) {
+            if let Some((comm, ticks)) = stat_ticks(&task.path().join("stat")) {
+                if comm.starts_with("hsm-") {
+                    t.hsm += ticks;
+                } else {
+                    t.gateway += ticks;
+                }
+            }
+        }
+    }
+    for process in dir(PathBuf::from("/proc")) {
+        if let Some((comm, ticks)) = stat_ticks(&process.path().join("stat")) {
+            match comm.as_str() {
+                "redis-server" => t.redis += ticks,
+                "postgres" => t.postgres += ticks,
+                _ => {}
+            }
+        }
+    }
+    t.client = stat_ticks(Path::new("/proc/self/stat")).map_or(0, |(_, ticks)| ticks);
+    t
+}
+
+impl std::ops::Sub for CpuTicks {
+    type Output = CpuTicks;
+    fn sub(self, o: CpuTicks) -> CpuTicks {
+        CpuTicks {
+            hsm: self.hsm.saturating_sub(o.hsm),
+            gateway: self.gateway.saturating_sub(o.gateway),
+            redis: self.redis.saturating_sub(o.redis),
+            postgres: self.postgres.saturating_sub(o.postgres),
+            client: self.client.saturating_sub(o.client),
+        }
+    }
+}
+
+impl std::ops::AddAssign for CpuTicks {
+    fn add_assign(&mut self, o: CpuTicks) {
+        self.hsm += o.hsm;
+        self.gateway += o.gateway;
+        self.redis += o.redis;
+        self.postgres += o.postgres;
+        self.client += o.client;
+    }
+}
+
 /// The cumulative buckets (`le` → count) of each histogram series of the gateway's /metrics,
 /// keyed by name and labels: `sigillo_hsm_job_duration_seconds{op="sign"}`.
 async fn histograms(c: &Client) -> Result<std::collections::HashMap<String, Vec<(f64, f64)>>> {
@@ -865,7 +939,11 @@ async fn main() -> Result<()> {
             let body = sign_body(&subject, &sad, algo, batch);
             let (mut latencies, mut errors) = (Vec::new(), 0);
             let mut rounds: Vec<(f64, f64)> = Vec::new();
+            // Where batch 1's CPU goes, per request: the profile behind its ratio.
+            let account = algo == "ec-p256" && batch == 1;
+            let (mut cpu, mut cpu_seconds, mut answered) = (CpuTicks::default(), 0.0, 0usize);
             for _ in 0..env.rounds {
+                let (ticks_before, started) = (cpu_ticks(env.gateway_pid), Instant::now());
                 let run = gateway_closed(
                     &client,
                     &subject.token,
@@ -875,6 +953,11 @@ async fn main() -> Result<()> {
                     env.seconds,
                 )
                 .await?;
+                if account {
+                    cpu += cpu_ticks(env.gateway_pid) - ticks_before;
+                    cpu_seconds += started.elapsed().as_secs_f64();
+                    answered += run.latencies.len();
+                }
                 let raw_next = raw(&env, &ctx, algo, &subject.credential).await?;
                 rounds.push((run.sps, raw_prev.max(raw_next)));
                 latencies.extend(run.latencies);
@@ -902,6 +985,24 @@ async fn main() -> Result<()> {
                               "ratio": (sps / raw * 1000.0).round() / 1000.0, "round_ratios": per_round,
                               "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": errors }));
             sps_by_batch.push((batch, sps));
+            if account && answered > 0 {
+                // A tick is 10 ms of one core.
+                let us = |ticks: u64| ticks as f64 * 10_000.0 / answered as f64;
+                let total = cpu.hsm + cpu.gateway + cpu.redis + cpu.postgres + cpu.client;
+                let busy = total as f64 / 100.0 / cpu_seconds;
+                println!(
+                    "  CPU per batch-1 request, µs: HSM threads {:.0}, rest of the gateway {:.0}, Redis {:.0}, \
+                     PostgreSQL {:.0}, load client {:.0}; total {:.0} ({busy:.2} cores busy)",
+                    us(cpu.hsm), us(cpu.gateway), us(cpu.redis), us(cpu.postgres), us(cpu.client), us(total)
+                );
+                extras.insert(
+                    "batch1_cpu_us_per_request".into(),
+                    json!({ "hsm_threads": us(cpu.hsm).round(), "gateway_other_threads": us(cpu.gateway).round(),
+                            "redis": us(cpu.redis).round(), "postgres": us(cpu.postgres).round(),
+                            "load_client": us(cpu.client).round(), "total": us(total).round(),
+                            "cores_busy": (busy * 100.0).round() / 100.0 }),
+                );
+            }
         }
         if let (Some((_, s100)), Some((_, s1000))) = (
             sps_by_batch.iter().find(|(b, _)| *b == 100),

@@ -4,7 +4,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::pin::check_factors;
-use super::{is_digits, ActivationError, SecretKind};
+use super::{check_new_pin, is_digits, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::CredentialStatus;
 use crate::services::Services;
@@ -48,12 +48,7 @@ async fn run(
     services: &Services,
     cmd: &ActivateCommand,
 ) -> Result<CredentialStatus, ActivationError> {
-    if !is_digits(&cmd.new_pin, 8) {
-        return Err(ActivationError::Malformed {
-            field: "new_pin",
-            reason: "the PIN must be exactly 8 digits",
-        });
-    }
+    check_new_pin(&cmd.new_pin)?;
     if !is_digits(&cmd.puk, 8) {
         return Err(ActivationError::Malformed {
             field: "puk",

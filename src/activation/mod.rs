@@ -68,6 +68,18 @@ pub enum ActivationError {
     Audit(#[from] AuditError),
 }
 
+/// A new PIN (activation, change, unblock) must be exactly 8 digits.
+pub fn check_new_pin(new_pin: &str) -> Result<(), ActivationError> {
+    if is_digits(new_pin, 8) {
+        Ok(())
+    } else {
+        Err(ActivationError::Malformed {
+            field: "new_pin",
+            reason: "the PIN must be exactly 8 digits",
+        })
+    }
+}
+
 /// True if `value` is exactly `len` ASCII digits.
 pub fn is_digits(value: &str, len: usize) -> bool {
     value.len() == len && value.bytes().all(|b| b.is_ascii_digit())

@@ -4,7 +4,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::pin::check_factors;
-use super::{is_digits, ActivationError, SecretKind};
+use super::{check_new_pin, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::{Credential, CredentialStatus};
 use crate::services::Services;
@@ -69,12 +69,7 @@ async fn run(
     services: &Services,
     cmd: &PinChangeCommand,
 ) -> Result<CredentialStatus, ActivationError> {
-    if !is_digits(&cmd.new_pin, 8) {
-        return Err(ActivationError::Malformed {
-            field: "new_pin",
-            reason: "the PIN must be exactly 8 digits",
-        });
-    }
+    check_new_pin(&cmd.new_pin)?;
     let credential = owned(services, &cmd.user_id, cmd.credential_id).await?;
     let from = match (&cmd.change, credential.status) {
         (PinChange::WithPin { pin }, CredentialStatus::Active) => {

@@ -9,11 +9,10 @@ use actix_web::http::Method;
 use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
 use tracing_actix_web::TracingLogger;
 
-use crate::telemetry::RequestSpan;
-
 use crate::config::{threads_or_cores, Config};
 use crate::error::ApiError;
 use crate::services::{Services, StartError};
+use crate::telemetry::RequestSpan;
 use crate::{admin, csc, health, portal};
 
 /// The OpenAPI description of every endpoint, served at `/openapi.yaml`.

@@ -523,18 +523,13 @@ async fn gateway_closed(
 /// browsers and HTTP clients do.
 async fn send_pooled(idle: &std::sync::Mutex<Vec<Wire>>, host: &str, request: &[u8]) -> bool {
     let reused = idle.lock().ok().and_then(|mut w| w.pop());
-    let mut wire = match reused {
-        Some(mut wire) => match wire.round_trip(request, SIGNED).await {
-            Ok(answer) => return answer == (200, true) && give_back(idle, wire),
-            Err(_) => match Wire::connect(host).await {
-                Ok(fresh) => fresh,
-                Err(_) => return false,
-            },
-        },
-        None => match Wire::connect(host).await {
-            Ok(fresh) => fresh,
-            Err(_) => return false,
-        },
+    if let Some(mut wire) = reused {
+        if let Ok(answer) = wire.round_trip(request, SIGNED).await {
+            return answer == (200, true) && give_back(idle, wire);
+        }
+    }
+    let Ok(mut wire) = Wire::connect(host).await else {
+        return false;
     };
     matches!(wire.round_trip(request, SIGNED).await, Ok((200, true))) && give_back(idle, wire)
 }

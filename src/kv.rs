@@ -88,9 +88,15 @@ impl Kv {
 }
 
 impl Kv {
-    /// A key in `user_id`'s hash slot: SADs, revoked tokens and refresh tokens of one user share
-    /// the `{user_id}` hash tag, so one Lua script may touch them all on Redis Cluster too.
-    pub fn user_key(&self, user_id: &str, name: &str) -> String {
-        format!("{}u:{{{user_id}}}:{name}", self.prefix)
+    /// A key in `user_id`'s hash slot, named by the concatenation of `name`: SADs, revoked
+    /// tokens and refresh tokens of one user share the `{user_id}` hash tag, so one Lua script
+    /// may touch them all on Redis Cluster too. Built without `format!`: signHash names five
+    /// keys per request.
+    pub fn user_key(&self, user_id: &str, name: &[&str]) -> String {
+        let parts = [&*self.prefix, "u:{", user_id, "}:"];
+        let len = parts.iter().chain(name).map(|p| p.len()).sum();
+        let mut key = String::with_capacity(len);
+        parts.iter().chain(name).for_each(|p| key.push_str(p));
+        key
     }
 }

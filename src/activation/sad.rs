@@ -81,8 +81,8 @@ pub struct Claim<'a> {
 fn keys(kv: &Kv, user_id: &str, sad: &str) -> (String, String) {
     let id = hex::encode(sha256(sad.as_bytes()));
     (
-        kv.user_key(user_id, &format!("sad:{id}")),
-        kv.user_key(user_id, &format!("sad:{id}:h")),
+        kv.user_key(user_id, &["sad:", &id]),
+        kv.user_key(user_id, &["sad:", &id, ":h"]),
     )
 }
 
@@ -136,12 +136,28 @@ pub async fn create(kv: &Kv, new: NewSad<'_>) -> Result<String, KvError> {
 
 /// Bumped by every suspension or revocation of the credential.
 fn generation_key(kv: &Kv, user_id: &str, credential_id: Uuid) -> String {
-    kv.user_key(user_id, &format!("gen:{credential_id}"))
+    kv.user_key(
+        user_id,
+        &[
+            "gen:",
+            credential_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        ],
+    )
 }
 
 /// The marker that stops every SAD of a suspended or revoked credential, on every node.
 fn hold_key(kv: &Kv, user_id: &str, credential_id: Uuid) -> String {
-    kv.user_key(user_id, &format!("hold:{credential_id}"))
+    kv.user_key(
+        user_id,
+        &[
+            "hold:",
+            credential_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        ],
+    )
 }
 
 /// Stops every outstanding SAD of `credential_id` at once (suspension, revocation).

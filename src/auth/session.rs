@@ -17,15 +17,12 @@ use crate::kv::{Kv, KvError};
 const SEPARATOR: char = '~';
 
 fn refresh_key(kv: &Kv, user_id: &str, secret: &str) -> String {
-    kv.user_key(
-        user_id,
-        &format!("rt:{}", hex::encode(sha256(secret.as_bytes()))),
-    )
+    kv.user_key(user_id, &["rt:", &hex::encode(sha256(secret.as_bytes()))])
 }
 
 /// The Redis key that marks access token `jti` of `user_id` as revoked.
 pub fn revoked_key(kv: &Kv, user_id: &str, jti: &str) -> String {
-    kv.user_key(user_id, &format!("revoked:{jti}"))
+    kv.user_key(user_id, &["revoked:", jti])
 }
 
 /// Issues a refresh token for `user_id`, valid `ttl_secs`.

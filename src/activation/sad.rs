@@ -184,15 +184,17 @@ pub async fn release(kv: &Kv, user_id: &str, credential_id: Uuid) -> Result<(), 
     Ok(())
 }
 
-/// KEYS: sad hash, bound-hash set, revoked-token marker, credential hold, generation.
+/// KEYS: sad hash, bound-hash set, revoked-token marker, credential hold, generation (the
+/// last three read by one MGET: three Redis calls in all on the hot path).
 /// ARGV: credential, count, key family, hash OID, hex hashes…
 /// Returns {1, left, key_algo} or {error code, detail}.
 const CONSUME: &str = r"
-if redis.call('EXISTS', KEYS[3]) == 1 then return {-1, 0, ''} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {-9, 0, ''} end
+local held = redis.call('MGET', KEYS[3], KEYS[4], KEYS[5])
+if held[1] then return {-1, 0, ''} end
+if held[2] then return {-9, 0, ''} end
 local sad = redis.call('HMGET', KEYS[1], 'cred', 'n', 'alg', 'bound', 'kt', 'pu', 'key', 'g')
 if not sad[1] then return {-2, 0, ''} end
-if (redis.call('GET', KEYS[5]) or '0') ~= sad[8] then return {-9, 0, ''} end
+if (held[3] or '0') ~= sad[8] then return {-9, 0, ''} end
 if sad[1] ~= ARGV[1] then return {-3, 0, ''} end
 if sad[5] ~= ARGV[3] then return {-7, 0, ''} end
 if sad[6] ~= 'signing' then return {-8, 0, ''} end

@@ -198,7 +198,8 @@ impl From<OtpError> for ApiError {
             OtpError::Wrong | OtpError::Expired | OtpError::Replayed | OtpError::Malformed => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", err.to_string())
             }
-            OtpError::RateLimited { retry_after_secs } => ApiError {
+            OtpError::RateLimited { retry_after_secs }
+            | OtpError::TooManyWrong { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
                 ..ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,

@@ -4,11 +4,9 @@
 use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script};
-use totp_rs::TOTP;
 
 use super::{Otp, OtpError, TotpEnrolment};
 use crate::kv::KvError;
-use crate::secrets::ct_eq;
 
 const STAGE_TTL_SECS: u64 = 600;
 
@@ -67,15 +65,7 @@ impl Otp {
             .await?
             .ok_or(OtpError::Expired)?;
         let secret = self.secrets.open(user_id, &sealed)?;
-        let totp: TOTP = self.totp(secret.to_vec(), user_id)?;
-        let now = time::OffsetDateTime::now_utc()
-            .unix_timestamp()
-            .unsigned_abs()
-            / 30;
-        let step = [now.saturating_sub(1), now, now + 1]
-            .into_iter()
-            .find(|s| ct_eq(totp.generate(s * 30).as_bytes(), code.as_bytes()))
-            .ok_or(OtpError::Wrong)?;
+        let step = self.totp_step(user_id, secret.to_vec(), code).await?;
         static RAISE: LazyLock<Script> = LazyLock::new(|| {
             Script::new(
                 r"local last = tonumber(redis.call('GET', KEYS[1]) or '0')

@@ -3,14 +3,18 @@
 //! Invariants: an SMS OTP is 6 random digits, stored in Redis only as an HMAC, lives `ttl_secs`,
 //! is consumed by its first correct use and destroyed after `max_tries` wrong ones; sending is
 //! rate-limited per user. A TOTP code (SHA-1, 6 digits, 30 s, ±1 step) is accepted at most
-//! once: a step at or before the last accepted one is refused as a replay. No code is logged.
+//! once: a step at or before the last accepted one is refused as a replay. A TOTP user gets
+//! the guesses an SMS user gets (`max_tries` × `send_limit` per `send_window_secs`), then even a
+//! right code is refused until the window ends. No code is logged.
 
 mod device;
 mod sender;
 mod sms;
 mod totp;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use redis::Script;
 
 pub use sender::{build_sender, sender_of, HttpSender, OutboxSender, SmsError, SmsSender};
 pub use sms::SmsCode;
@@ -31,6 +35,8 @@ pub enum OtpError {
     Replayed,
     #[error("too many OTP requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("too many wrong authenticator codes; retry in {retry_after_secs} s")]
+    TooManyWrong { retry_after_secs: u64 },
     #[error("this user's OTP comes from an authenticator app, not by SMS")]
     NotOnline,
     #[error("malformed OTP: 6 digits expected")]
@@ -73,6 +79,25 @@ impl Otp {
             sender,
             config: Arc::new(config),
         }
+    }
+
+    /// Counts one more event under `name` in the window of `send_window_secs` that the first
+    /// one opened; returns (events so far, seconds left in the window).
+    async fn count_in_window(&self, name: &str) -> Result<(u32, u64), OtpError> {
+        static COUNT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(
+                r"local n = redis.call('INCR', KEYS[1])
+                  if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+                  return {n, redis.call('TTL', KEYS[1])}",
+            )
+        });
+        let mut conn = self.kv.conn();
+        let (n, ttl): (u32, i64) = COUNT
+            .key(self.kv.key(name))
+            .arg(self.config.send_window_secs)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((n, u64::try_from(ttl).unwrap_or(1).max(1)))
     }
 
     /// Checks `code` for `user` by the user's method, consuming it on success.

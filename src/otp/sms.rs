@@ -8,15 +8,6 @@ use redis::Script;
 use super::{Otp, OtpError};
 use crate::model::{OtpMethod, User};
 
-/// Counts a send in the user's window; returns (sends so far, seconds left in the window).
-static SCRIPT_RATE: LazyLock<Script> = LazyLock::new(|| Script::new(RATE_SCRIPT));
-
-const RATE_SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('TTL', KEYS[1])}
-";
-
 /// 1 = right (consumed), 0 = wrong (counted; destroyed at max tries), -1 = none/expired.
 static SCRIPT_VERIFY: LazyLock<Script> = LazyLock::new(|| Script::new(VERIFY_SCRIPT));
 
@@ -64,20 +55,14 @@ impl Otp {
         which: SmsCode,
         phone: &str,
     ) -> Result<(), OtpError> {
-        let mut conn = self.kv.conn();
-        let (sent, ttl): (u32, i64) = SCRIPT_RATE
-            .key(self.kv.key(&format!("otp:rate:{user_id}")))
-            .arg(self.config.send_window_secs)
-            .invoke_async(&mut conn)
-            .await?;
+        let (sent, retry_after_secs) = self.count_in_window(&format!("otp:rate:{user_id}")).await?;
         if sent > self.config.send_limit {
-            return Err(OtpError::RateLimited {
-                retry_after_secs: u64::try_from(ttl).unwrap_or(1).max(1),
-            });
+            return Err(OtpError::RateLimited { retry_after_secs });
         }
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
         let digest = self.secrets.otp_digest(user_id, &code)?;
         let key = self.sms_key(user_id, which);
+        let mut conn = self.kv.conn();
         let () = redis::pipe()
             .atomic()
             .del(&key)

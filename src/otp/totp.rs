@@ -3,7 +3,7 @@
 use rand::RngCore;
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{AsyncCommands, Script};
 use totp_rs::{Algorithm, TOTP};
 
 use super::{Otp, OtpError};
@@ -54,10 +54,24 @@ impl Otp {
         })
     }
 
-    pub(super) async fn verify_totp(&self, user: &User, code: &str) -> Result<(), OtpError> {
-        let sealed = user.totp_secret.as_deref().ok_or(OtpError::Expired)?;
-        let secret = self.secrets.open(&user.user_id, sealed)?;
-        let totp = self.totp(secret.to_vec(), &user.user_id)?;
+    /// The step (now ±1) of which `code` is the code for `secret`, within `user_id`'s budget of
+    /// guesses. An SMS code dies after `max_tries` wrong tries and a new one costs a send out of
+    /// `send_limit`; a TOTP secret lives on, so without a budget its 10⁶ codes could be tried
+    /// at the gateway's speed. Every try counts (concurrent guesses cannot slip past the
+    /// limit); a right code clears the count.
+    pub(super) async fn totp_step(
+        &self,
+        user_id: &str,
+        secret: Vec<u8>,
+        code: &str,
+    ) -> Result<u64, OtpError> {
+        let tries_key = format!("otp:totp-tries:{user_id}");
+        let (tries, retry_after_secs) = self.count_in_window(&tries_key).await?;
+        let budget = self.config.max_tries.saturating_mul(self.config.send_limit);
+        if tries > budget {
+            return Err(OtpError::TooManyWrong { retry_after_secs });
+        }
+        let totp = self.totp(secret, user_id)?;
         let now = time::OffsetDateTime::now_utc()
             .unix_timestamp()
             .unsigned_abs()
@@ -66,6 +80,15 @@ impl Otp {
             .into_iter()
             .find(|s| ct_eq(totp.generate(s * STEP).as_bytes(), code.as_bytes()))
             .ok_or(OtpError::Wrong)?;
+        let mut conn = self.kv.conn();
+        let _: i64 = conn.del(self.kv.key(&tries_key)).await?;
+        Ok(step)
+    }
+
+    pub(super) async fn verify_totp(&self, user: &User, code: &str) -> Result<(), OtpError> {
+        let sealed = user.totp_secret.as_deref().ok_or(OtpError::Expired)?;
+        let secret = self.secrets.open(&user.user_id, sealed)?;
+        let step = self.totp_step(&user.user_id, secret.to_vec(), code).await?;
         let mut conn = self.kv.conn();
         let accepted: i64 = SCRIPT_REPLAY
             .key(self.kv.key(&format!("otp:totp:{}", user.user_id)))

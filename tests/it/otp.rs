@@ -1,12 +1,12 @@
 //! One-time passwords: SMS codes expire, are single-use and die after 3 wrong tries; sending is
-//! rate-limited; TOTP codes are accepted once.
+//! rate-limited; TOTP codes are accepted once, and TOTP guesses are limited like SMS ones.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{assert_error, totp_codes, TestApp};
+use crate::support::{assert_error, totp_codes, Csc, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_otp_expires() {
@@ -174,4 +174,101 @@ async fn a_totp_code_is_accepted_once() {
         .activate(&token, &second.id, &second.puk, "12345678", "000000")
         .await;
     assert_eq!(got.0, StatusCode::BAD_REQUEST);
+}
+
+/// A 6-digit code that is none of the codes a TOTP check accepts right now.
+fn wrong_totp_code(uri: &str) -> String {
+    let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let valid: Vec<String> = (0..4)
+        .map(|i| totp.generate((now + i * 30).saturating_sub(30)))
+        .collect();
+    (0..)
+        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_guesses_are_limited_like_sms_ones() {
+    // The budget is max_tries × send_limit guesses per window: 2 here.
+    let app = TestApp::spawn_with(|c| {
+        c.otp.max_tries = 1;
+        c.otp.send_limit = 2;
+        c.otp.send_window_secs = 600;
+        c.csc.scal = "1".into();
+    })
+    .await;
+    let user = app.create_user("totp").await;
+    let uri = user.totp_uri.clone().unwrap();
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let token = app.login(&user).await;
+    let pin = "12345678";
+
+    // A wrong code, then the right one: the right one passes and clears the count.
+    let got = app
+        .activate(
+            &token,
+            &credential.id,
+            &credential.puk,
+            pin,
+            &wrong_totp_code(&uri),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    let (code, next) = totp_codes(&uri);
+    let (status, body) = app
+        .activate(&token, &credential.id, &credential.puk, pin, &code)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Two wrong codes use up the budget: then even a right, unused code is refused, and
+    // the refusal says when to retry.
+    for _ in 0..2 {
+        let got = app
+            .authorize_with(
+                Csc::V2,
+                &token,
+                &credential.id,
+                pin,
+                &wrong_totp_code(&uri),
+                1,
+                None,
+                None,
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    }
+    let got = app
+        .authorize_with(Csc::V2, &token, &credential.id, pin, &next, 1, None, None)
+        .await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "invalid_request");
+    assert!(
+        got.1["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("retry in"),
+        "{}",
+        got.1
+    );
+    // The refused guesses cost no PIN try: the credential still authorises once the window
+    // is over (here: once the count is gone).
+    let redis = redis::Client::open(app.config.redis.url.expose()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let tries_key = format!(
+        "{}otp:totp-tries:{}",
+        app.config.redis.key_prefix, user.user_id
+    );
+    let _: i64 = redis::cmd("DEL")
+        .arg(&tries_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .authorize_with(Csc::V2, &token, &credential.id, pin, &next, 1, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

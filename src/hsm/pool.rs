@@ -234,7 +234,8 @@ impl Hsm {
     }
 
     /// Runs `job` on a worker with its session; retries once after reopening a lost session or
-    /// evicting stale handles. Full queue → `QueueFull` immediately.
+    /// evicting stale handles. Full queue → `QueueFull` immediately. A job whose caller has
+    /// stopped waiting by the time a worker takes it is skipped.
     pub(super) async fn run<T, F>(&self, op: &'static str, job: F) -> Result<T, HsmError>
     where
         T: Send + 'static,
@@ -243,6 +244,11 @@ impl Hsm {
         let (tx, rx) = oneshot::channel();
         let metrics = self.inner.metrics.clone();
         let boxed: Job = Box::new(move |worker: &mut Worker| {
+            // The caller is gone (its request was dropped, or failed on another of its jobs):
+            // nobody would read the answer, so the worker goes on to the next job.
+            if tx.is_closed() {
+                return;
+            }
             let started = Instant::now();
             if let Some(m) = &metrics {
                 m.busy_workers.inc();

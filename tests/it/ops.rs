@@ -1,9 +1,14 @@
 //! Operations endpoints and the error shape of unknown routes.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 use serde_json::Value;
+use sigillo::hsm::{HashAlg, SignAlgo};
+use uuid::Uuid;
 
-use crate::support::TestApp;
+use crate::support::{digests, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_openapi() {
@@ -147,4 +152,45 @@ async fn key_handles_are_cached_at_start_and_at_generation() {
     // Enrolment caches the new keys' handles (plus the PIN HMAC key, on its first use).
     let after = gauge(&app, "sigillo_hsm_cached_handles").await;
     assert!(after >= at_start + 2, "{at_start} -> {after}");
+}
+
+/// A batch whose request is gone (dropped, or failed on another of its HSM jobs) leaves no
+/// work behind: its jobs still queued are skipped, not signed for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queued_jobs_of_a_dropped_batch_are_skipped() {
+    let app = TestApp::spawn_with(|c| c.hsm.workers = 1).await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p384", "signing").await;
+    let services = app.services();
+    let signed_jobs = || {
+        services
+            .metrics
+            .hsm
+            .job_duration
+            .with_label_values(&["sign"])
+            .get_sample_count()
+    };
+    let before = signed_jobs();
+    let key_id: Arc<[u8]> = Arc::from(&Uuid::parse_str(&credential.id).unwrap().as_bytes()[..]);
+    // 1000 P-384 hashes on one worker: 8 jobs of 125 signatures, a second or so in all.
+    let hsm = services.hsm.clone();
+    let batch = Arc::new(digests(1000, 48));
+    let signing = tokio::spawn(async move {
+        hsm.sign_batch(key_id, SignAlgo::Ecdsa(HashAlg::Sha384), batch)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    signing.abort();
+    // Wait until the worker has taken (or skipped) every job and is idle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while services.hsm.queue_depth() > 0 || services.metrics.hsm.busy_workers.get() > 0 {
+        assert!(Instant::now() < deadline, "the HSM queue never drained");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // At most the job under way when the request went was signed.
+    let signed = signed_jobs() - before;
+    assert!(
+        signed <= 1,
+        "{signed} of 8 jobs signed for a dropped request"
+    );
 }

@@ -224,8 +224,11 @@ impl Config {
         if self.otp.sender == SmsSenderKind::Http && self.otp.http_url.is_empty() {
             return invalid("otp.http_url", "required when otp.sender = \"http\"");
         }
-        if self.otp.max_tries == 0 || self.otp.ttl_secs == 0 {
-            return invalid("otp", "ttl_secs and max_tries must be positive");
+        if self.otp.max_tries == 0 || self.otp.ttl_secs == 0 || self.otp.send_window_secs == 0 {
+            return invalid(
+                "otp",
+                "ttl_secs, max_tries and send_window_secs must be positive",
+            );
         }
         if self.csc.scal != "1" && self.csc.scal != "2" {
             return invalid("csc.scal", "\"1\" or \"2\"");
@@ -274,6 +277,21 @@ mod tests {
         assert!(matches!(
             config.validate(),
             Err(ConfigError::Invalid { key: "hsm.pin", .. })
+        ));
+    }
+
+    #[test]
+    fn a_zero_otp_window_is_refused() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        // A window of 0 s would expire every count at once: no limit at all.
+        config.otp.send_window_secs = 0;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid { key: "otp", .. })
         ));
     }
 

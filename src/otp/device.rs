@@ -80,6 +80,7 @@ impl Otp {
             .arg(120)
             .invoke_async(&mut conn)
             .await?;
+        self.clear_totp_tries(user_id).await?;
         Ok(sealed)
     }
 

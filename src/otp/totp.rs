@@ -58,16 +58,20 @@ impl Otp {
     /// guesses. An SMS code dies after `max_tries` wrong tries and a new one costs a send out of
     /// `send_limit`; a TOTP secret lives on, so without a budget its 10⁶ codes could be tried
     /// at the gateway's speed. Every try counts (concurrent guesses cannot slip past the
-    /// limit); a right code clears the count.
+    /// limit); only an accepted code clears the count ([`Otp::clear_totp_tries`]), not a
+    /// replayed one.
     pub(super) async fn totp_step(
         &self,
         user_id: &str,
         secret: Vec<u8>,
         code: &str,
     ) -> Result<u64, OtpError> {
-        let tries_key = format!("otp:totp-tries:{user_id}");
-        let (tries, retry_after_secs) = self.count_in_window(&tries_key).await?;
-        let budget = self.config.max_tries.saturating_mul(self.config.send_limit);
+        let (tries, retry_after_secs) = self.count_in_window(&totp_tries_key(user_id)).await?;
+        // send_limit 0 (no SMS at all) still leaves max_tries guesses per window.
+        let budget = self
+            .config
+            .max_tries
+            .saturating_mul(self.config.send_limit.max(1));
         if tries > budget {
             return Err(OtpError::TooManyWrong { retry_after_secs });
         }
@@ -80,9 +84,14 @@ impl Otp {
             .into_iter()
             .find(|s| ct_eq(totp.generate(s * STEP).as_bytes(), code.as_bytes()))
             .ok_or(OtpError::Wrong)?;
-        let mut conn = self.kv.conn();
-        let _: i64 = conn.del(self.kv.key(&tries_key)).await?;
         Ok(step)
+    }
+
+    /// Clears `user_id`'s count of TOTP tries once a code was accepted.
+    pub(super) async fn clear_totp_tries(&self, user_id: &str) -> Result<(), OtpError> {
+        let mut conn = self.kv.conn();
+        let _: i64 = conn.del(self.kv.key(&totp_tries_key(user_id))).await?;
+        Ok(())
     }
 
     pub(super) async fn verify_totp(&self, user: &User, code: &str) -> Result<(), OtpError> {
@@ -97,9 +106,13 @@ impl Otp {
             .invoke_async(&mut conn)
             .await?;
         if accepted == 1 {
-            Ok(())
+            self.clear_totp_tries(&user.user_id).await
         } else {
             Err(OtpError::Replayed)
         }
     }
+}
+
+fn totp_tries_key(user_id: &str) -> String {
+    format!("otp:totp-tries:{user_id}")
 }

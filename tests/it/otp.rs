@@ -225,20 +225,11 @@ async fn totp_guesses_are_limited_like_sms_ones() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // Two wrong codes use up the budget: then even a right, unused code is refused, and
-    // the refusal says when to retry.
-    for _ in 0..2 {
+    // A wrong code and a replayed one (refused, so it clears nothing) use up the budget:
+    // then even a right, unused code is refused, and the refusal says when to retry.
+    for guess in [wrong_totp_code(&uri), code] {
         let got = app
-            .authorize_with(
-                Csc::V2,
-                &token,
-                &credential.id,
-                pin,
-                &wrong_totp_code(&uri),
-                1,
-                None,
-                None,
-            )
+            .authorize_with(Csc::V2, &token, &credential.id, pin, &guess, 1, None, None)
             .await;
         assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
     }
@@ -254,6 +245,17 @@ async fn totp_guesses_are_limited_like_sms_ones() {
         "{}",
         got.1
     );
+    // The audit log tells the refusal from a wrong code.
+    let client = app.services().db.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT outcome FROM audit_log WHERE actor = $1 AND action = 'credential.authorize' ORDER BY id",
+            &[&user.user_id],
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(outcomes, ["wrong_otp", "wrong_otp", "otp_limited"]);
     // The refused guesses cost no PIN try: the credential still authorises once the window
     // is over (here: once the count is gone).
     let redis = redis::Client::open(app.config.redis.url.expose()).unwrap();

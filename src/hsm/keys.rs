@@ -378,7 +378,7 @@ impl Hsm {
     }
 
     /// Signs every digest with the private key `key_id` under `algo`; the batch is split
-    /// into jobs for the workers (see [`batch_jobs`]) and the signatures come back in the
+    /// into jobs for the workers (see [`batch_ranges`]) and the signatures come back in the
     /// order of `digests`. ECDSA signatures are DER `SEQUENCE {r, s}` (PKCS#11 returns
     /// `r || s`).
     pub async fn sign_batch(
@@ -454,7 +454,7 @@ impl Hsm {
 
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
     pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
-        self.run("destroy_key_pair", move |session, cache| {
+        self.run_to_end("destroy_key_pair", move |session, cache| {
             cache.remove(&id);
             for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
                 let found = find_all(session, class, &id)?;

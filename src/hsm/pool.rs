@@ -241,12 +241,35 @@ impl Hsm {
         T: Send + 'static,
         F: FnMut(&Session, &HandleCache) -> Result<T, HsmError> + Send + 'static,
     {
+        self.submit(op, job, true).await
+    }
+
+    /// [`Hsm::run`] for undo work (destroying the key of a failed enrolment): once queued, the
+    /// job runs even if its caller stops waiting.
+    pub(super) async fn run_to_end<T, F>(&self, op: &'static str, job: F) -> Result<T, HsmError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Session, &HandleCache) -> Result<T, HsmError> + Send + 'static,
+    {
+        self.submit(op, job, false).await
+    }
+
+    async fn submit<T, F>(
+        &self,
+        op: &'static str,
+        job: F,
+        skip_if_abandoned: bool,
+    ) -> Result<T, HsmError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Session, &HandleCache) -> Result<T, HsmError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let metrics = self.inner.metrics.clone();
         let boxed: Job = Box::new(move |worker: &mut Worker| {
             // The caller is gone (its request was dropped, or failed on another of its jobs):
             // nobody would read the answer, so the worker goes on to the next job.
-            if tx.is_closed() {
+            if skip_if_abandoned && tx.is_closed() {
                 return;
             }
             let started = Instant::now();

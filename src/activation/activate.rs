@@ -7,7 +7,6 @@ use super::pin::check_factors;
 use super::{check_new_pin, is_digits, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::CredentialStatus;
-use crate::otp::OtpError;
 use crate::services::Services;
 
 /// A subscriber's request to activate their credential.
@@ -29,8 +28,7 @@ pub async fn activate(
         Ok(_) => "ok",
         Err(ActivationError::WrongPuk { .. }) => "wrong_puk",
         Err(ActivationError::PukBlocked) => "puk_blocked",
-        Err(ActivationError::Otp(OtpError::TooManyWrong { .. })) => "otp_limited",
-        Err(ActivationError::Otp(_)) => "wrong_otp",
+        Err(ActivationError::Otp(e)) => e.audit_outcome(),
         Err(_) => "refused",
     };
     services

@@ -11,7 +11,6 @@ use super::{ActivationError, SecretKind};
 use crate::db::repo;
 use crate::hsm::HashAlg;
 use crate::model::CredentialStatus;
-use crate::otp::OtpError;
 use crate::services::Services;
 
 /// A validated authorize request.
@@ -41,8 +40,7 @@ pub async fn authorize(
     let outcome = match &result {
         Ok(_) => "ok",
         Err(ActivationError::WrongPin { .. } | ActivationError::PinBlocked) => "wrong_pin",
-        Err(ActivationError::Otp(OtpError::TooManyWrong { .. })) => "otp_limited",
-        Err(ActivationError::Otp(_)) => "wrong_otp",
+        Err(ActivationError::Otp(e)) => e.audit_outcome(),
         Err(_) => "refused",
     };
     services

@@ -7,7 +7,6 @@ use super::pin::check_factors;
 use super::{check_new_pin, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::{Credential, CredentialStatus};
-use crate::otp::OtpError;
 use crate::services::Services;
 
 /// Change the PIN of an active credential, or unblock a PIN-blocked one with the PUK.
@@ -50,8 +49,7 @@ pub async fn change_pin(
         Ok(_) => "ok",
         Err(ActivationError::WrongPin { .. } | ActivationError::PinBlocked) => "wrong_pin",
         Err(ActivationError::WrongPuk { .. } | ActivationError::PukBlocked) => "wrong_puk",
-        Err(ActivationError::Otp(OtpError::TooManyWrong { .. })) => "otp_limited",
-        Err(ActivationError::Otp(_)) => "wrong_otp",
+        Err(ActivationError::Otp(e)) => e.audit_outcome(),
         Err(_) => "refused",
     };
     services

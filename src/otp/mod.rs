@@ -66,6 +66,17 @@ pub struct Otp {
     config: Arc<OtpConfig>,
 }
 
+impl OtpError {
+    /// The audit log's word for a refusal by the OTP check: a spent guess budget is told
+    /// apart from a wrong code.
+    pub fn audit_outcome(&self) -> &'static str {
+        match self {
+            OtpError::TooManyWrong { .. } => "otp_limited",
+            _ => "wrong_otp",
+        }
+    }
+}
+
 impl Otp {
     pub fn new(
         kv: Kv,

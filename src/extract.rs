@@ -1,5 +1,6 @@
 //! Request guards as extractors, so that a handler cannot forget them: `Subscriber` (a valid
-//! access token), `Admin` (the operator token, compared in constant time) and `BasicAuth`.
+//! access token), `Admin` (the operator token, compared in constant time), `BasicAuth`, and
+//! `ClientOrigin` (where the request came from, for the audit log and per-address limits).
 
 use std::future::{ready, Ready};
 
@@ -12,6 +13,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::auth::{session, Claims};
 use crate::error::ApiError;
+use crate::model::Origin;
 use crate::secrets::ct_eq;
 use crate::services::Services;
 
@@ -125,6 +127,26 @@ impl BasicAuth {
             "access_denied",
             "HTTP Basic credentials (user id and password) or a refresh_token are required",
         )
+    }
+}
+
+/// Where the request came from: the connection's peer address and its User-Agent, bounded.
+#[derive(Debug, Clone)]
+pub struct ClientOrigin(pub Origin);
+
+impl FromRequest for ClientOrigin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        ready(Ok(ClientOrigin(Origin::new(
+            req.peer_addr().map(|a| a.ip()),
+            user_agent,
+        ))))
     }
 }
 

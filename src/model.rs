@@ -94,3 +94,64 @@ pub struct Credential {
     /// When the certificate was renewed (once at most).
     pub renewed_at: Option<OffsetDateTime>,
 }
+
+/// Where a request came from, for the audit log: the peer address of the connection (no
+/// forwarding header is trusted) and the User-Agent, cut to 200 characters with control
+/// characters dropped, so that a caller cannot forge or flood audit lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub addr: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    /// Longest User-Agent kept.
+    pub const MAX_USER_AGENT: usize = 200;
+
+    pub fn new(addr: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Origin {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(Self::MAX_USER_AGENT)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.is_empty());
+        Origin { addr, user_agent }
+    }
+
+    /// The audit-detail fields `client_addr` and `user_agent` (null when unknown).
+    pub fn audit_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut fields = serde_json::Map::new();
+        fields.insert(
+            "client_addr".into(),
+            self.addr
+                .map_or(serde_json::Value::Null, |a| a.to_string().into()),
+        );
+        fields.insert(
+            "user_agent".into(),
+            self.user_agent
+                .clone()
+                .map_or(serde_json::Value::Null, serde_json::Value::String),
+        );
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_drops_control_characters_and_bounds_the_user_agent() {
+        let o = Origin::new(None, Some("curl/8\n{\"forged\":1}\u{0}"));
+        assert_eq!(o.user_agent.as_deref(), Some("curl/8{\"forged\":1}"));
+        let long = "x".repeat(1000);
+        let o = Origin::new("127.0.0.1".parse().ok(), Some(&long));
+        assert_eq!(o.user_agent.map(|u| u.len()), Some(Origin::MAX_USER_AGENT));
+        assert_eq!(Origin::new(None, Some("\u{7}")).user_agent, None);
+        let fields = Origin::new("::1".parse().ok(), None).audit_fields();
+        assert_eq!(fields["client_addr"], "::1");
+        assert!(fields["user_agent"].is_null());
+    }
+}

@@ -1,6 +1,8 @@
 //! The audit trail: one durable row per security-relevant operation, committed BEFORE the
 //! operation's result is returned. Concurrent records are group-committed: one writer task
 //! drains the queue into a single multi-row INSERT and acknowledges every waiting request.
+//! A signHash's row also spends its SAD's durable record in the same statement: the commit,
+//! not Redis, is the authority on how many signatures a SAD may still give.
 
 use std::time::Instant;
 
@@ -9,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::db::repo::audit::{self, AuditRecord};
+use crate::db::repo::audit::{self, AuditRecord, SadSpend};
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 
@@ -22,6 +24,9 @@ pub enum AuditError {
     Write(String),
     #[error("the audit writer stopped")]
     Stopped,
+    /// The SAD's durable record refused the spend (the row was written as such).
+    #[error("the SAD's durable record refused the signatures")]
+    SadSpent,
 }
 
 impl From<DbError> for AuditError {
@@ -30,7 +35,9 @@ impl From<DbError> for AuditError {
     }
 }
 
-type Pending = (AuditRecord, oneshot::Sender<Result<(), String>>);
+/// A record waiting for its commit, and where to say whether it committed (and, for a spend,
+/// whether the SAD's record granted it).
+type Pending = (AuditRecord, oneshot::Sender<Result<bool, String>>);
 
 /// Handle on the group-commit writer. Cheap to clone.
 #[derive(Clone)]
@@ -60,21 +67,49 @@ impl Audit {
         outcome: &'static str,
         detail: Value,
     ) -> Result<(), AuditError> {
-        let (ack, done) = oneshot::channel();
-        let record = AuditRecord {
+        self.commit(AuditRecord {
             actor: actor.to_owned(),
             action,
             credential_id,
             outcome,
             detail,
-        };
+            spends: None,
+        })
+        .await
+    }
+
+    /// Records a signHash that signed, spending `spend` from its SAD's durable record in the
+    /// same commit; `SadSpent` if the record refused (the row then says so).
+    pub async fn record_spend(
+        &self,
+        actor: &str,
+        action: &'static str,
+        credential_id: Uuid,
+        detail: Value,
+        spend: SadSpend,
+    ) -> Result<(), AuditError> {
+        self.commit(AuditRecord {
+            actor: actor.to_owned(),
+            action,
+            credential_id: Some(credential_id),
+            outcome: "ok",
+            detail,
+            spends: Some(spend),
+        })
+        .await
+    }
+
+    async fn commit(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
         self.tx
             .send((record, ack))
             .await
             .map_err(|_| AuditError::Stopped)?;
-        done.await
-            .map_err(|_| AuditError::Stopped)?
-            .map_err(AuditError::Write)
+        match done.await.map_err(|_| AuditError::Stopped)? {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AuditError::SadSpent),
+            Err(e) => Err(AuditError::Write(e)),
+        }
     }
 }
 
@@ -88,11 +123,21 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>, (duration, rows): (Hist
             .map_err(|e| e.to_string());
         duration.observe(started.elapsed().as_secs_f64());
         rows.observe(batch.len() as f64);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, rows = batch.len(), "audit commit failed");
+        match &result {
+            Err(e) => tracing::error!(error = %e, rows = batch.len(), "audit commit failed"),
+            Ok(refused) if !refused.is_empty() => tracing::warn!(
+                refused = refused.len(),
+                "SAD spends refused by their durable record (Redis state rolled back or forged?)"
+            ),
+            Ok(_) => {}
         }
-        for (_, ack) in batch.drain(..) {
-            let _ = ack.send(result.clone());
+        for (i, (_, ack)) in batch.drain(..).enumerate() {
+            let _ = ack.send(
+                result
+                    .as_ref()
+                    .map(|refused| !refused.contains(&i))
+                    .map_err(Clone::clone),
+            );
         }
     }
 }

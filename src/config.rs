@@ -159,6 +159,8 @@ pub struct CscConfig {
     pub description: String,
     pub scal: String,
     pub sad_ttl_secs: u64,
+    /// Absolute lifetime of a SAD from its authorize: extendTransaction never goes past it.
+    pub sad_max_lifetime_secs: u64,
     pub max_signatures: u32,
     pub max_hashes: usize,
     pub refresh_token_ttl_secs: u64,
@@ -233,10 +235,14 @@ impl Config {
         if self.csc.scal != "1" && self.csc.scal != "2" {
             return invalid("csc.scal", "\"1\" or \"2\"");
         }
-        if self.csc.max_hashes == 0 || self.csc.max_signatures == 0 || self.csc.sad_ttl_secs == 0 {
+        if self.csc.max_hashes == 0
+            || self.csc.max_signatures == 0
+            || self.csc.sad_ttl_secs == 0
+            || self.csc.sad_max_lifetime_secs == 0
+        {
             return invalid(
                 "csc",
-                "max_hashes, max_signatures and sad_ttl_secs must be positive",
+                "max_hashes, max_signatures, sad_ttl_secs and sad_max_lifetime_secs must be positive",
             );
         }
         if !is_identifier(&self.database.schema) {

@@ -149,8 +149,14 @@ impl From<KvError> for ApiError {
 
 impl From<AuditError> for ApiError {
     fn from(err: AuditError) -> Self {
-        tracing::error!(error = %err, "audit log unavailable");
-        ApiError::unavailable("the audit log is unavailable; retry later", 5)
+        match err {
+            // Not an outage: the SAD's durable record refused the signatures.
+            AuditError::SadSpent => SadError::Spent.into(),
+            AuditError::Write(_) | AuditError::Stopped => {
+                tracing::error!(error = %err, "audit log unavailable");
+                ApiError::unavailable("the audit log is unavailable; retry later", 5)
+            }
+        }
     }
 }
 
@@ -472,11 +478,17 @@ mod tests {
             SadError::KeyMismatch,
             SadError::NotSigning,
             SadError::CredentialHeld,
+            SadError::Forged,
+            SadError::Spent,
         ] {
             assert_eq!(code(SigningError::Sad(e)), (400, "invalid_request"));
         }
         assert_eq!(code(SigningError::Hsm(HsmError::QueueFull)).0, 503);
         assert_eq!(code(SigningError::Audit(AuditError::Stopped)).0, 503);
+        assert_eq!(
+            code(SigningError::Audit(AuditError::SadSpent)),
+            (400, "invalid_request")
+        );
         assert_eq!(code(CredentialError::NotFound), (400, "invalid_request"));
         assert_eq!(
             code(MechanismError::UnknownSignAlgo("1.2.3".into())),

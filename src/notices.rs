@@ -102,6 +102,12 @@ pub async fn scheduler(services: actix_web::web::Data<Services>, interval: Durat
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "expiry notice run failed"),
         }
+        // Housekeeping on the same tick: the durable records of SADs a day past their
+        // deadline can never sign again (they stay in the audit log's detail by id).
+        let horizon = OffsetDateTime::now_utc() - time::Duration::days(1);
+        if let Err(e) = crate::db::repo::sads::purge_expired(&services.db, horizon).await {
+            tracing::error!(error = %e, "purging expired SAD records failed");
+        }
     }
 }
 

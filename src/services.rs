@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::activation::sad::SadSeal;
 use crate::activation::PinVault;
 use crate::audit::Audit;
 use crate::auth::Tokens;
@@ -48,6 +49,8 @@ pub struct Services {
     pub hsm: Hsm,
     pub ca: Ca,
     pub pins: PinVault,
+    /// Authenticates SADs in Redis (its key derived in the HSM).
+    pub sad_seal: SadSeal,
     pub otp: Otp,
     /// Where e-mail notices go.
     pub email: std::sync::Arc<dyn crate::otp::SmsSender>,
@@ -80,8 +83,9 @@ impl Services {
         .map_err(DbError::from)?;
         let own_objects = async {
             let pins = PinVault::ensure(&hsm).await?;
+            let sad_seal = SadSeal::ensure(&hsm).await?;
             let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
-            Ok::<_, StartError>((pins, ca))
+            Ok::<_, StartError>((pins, sad_seal, ca))
         }
         .await;
         lock.execute(
@@ -90,7 +94,7 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, ca) = own_objects?;
+        let (pins, sad_seal, ca) = own_objects?;
         let keys = hsm.preload_keys().await?;
         tracing::info!(keys, "HSM key handles cached");
 
@@ -116,6 +120,7 @@ impl Services {
             hsm,
             ca,
             pins,
+            sad_seal,
             otp,
             email,
             tokens,

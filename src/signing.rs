@@ -1,22 +1,28 @@
 //! `signatures/signHash`, the hot path: ONE Redis round trip checks and consumes the SAD (token
-//! revocation included), the batch is split across the HSM workers, and the audit row is
-//! group-committed before the signatures are returned. No other database access.
+//! revocation included), its HMAC is checked in process, the batch is split across the HSM
+//! workers, and the audit row is group-committed before the signatures are returned — that
+//! commit also spends the SAD's durable record, and refuses if it is spent. No other database
+//! access.
 //!
-//! Invariant: nothing is lost on failure — if the HSM or the audit log fails after the SAD was
-//! consumed, the signatures are given back to the SAD and no signature leaves the gateway.
+//! Invariants: nothing is lost on failure — if the HSM or the audit log fails after the SAD was
+//! consumed, the signatures are given back to the SAD and no signature leaves the gateway; and
+//! no signature leaves unless PostgreSQL agreed that the SAD still had them (a Redis rollback
+//! or a SAD forged in Redis signs nothing that is returned).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use openssl::sha::{sha256, Sha256};
-use serde_json::json;
+use openssl::sha::Sha256;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::activation::sad::{self, Claim, SadError};
 use crate::audit::AuditError;
 use crate::auth::Claims;
+use crate::db::repo::audit::SadSpend;
 use crate::hsm::{HsmError, SignAlgo};
 use crate::kv::KvError;
+use crate::model::Origin;
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,7 @@ pub struct SignHashCommand {
     pub sad: String,
     pub hashes: Vec<Vec<u8>>,
     pub algo: SignAlgo,
+    pub origin: Origin,
 }
 
 /// Signs the hashes; signatures in the order of the hashes.
@@ -49,6 +56,7 @@ pub async fn sign_hash(
     let metrics = &services.metrics;
     let hashes = Arc::new(cmd.hashes);
     metrics.sign_hash_batch.observe(hashes.len() as f64);
+    let tags = Claim::tags(&services.sad_seal, &cmd.sad, &hashes);
     let claim = Claim {
         user_id: &cmd.claims.sub,
         jti: &cmd.claims.jti,
@@ -56,29 +64,35 @@ pub async fn sign_hash(
         credential_id: cmd.credential_id,
         family: cmd.algo.family(),
         hash_alg: cmd.algo.hash(),
-        hashes: &hashes,
+        tags: &tags,
     };
-    let detail = || {
+    let detail = |consumed: Option<&sad::Consumed>| {
         let mut all = Sha256::new();
         hashes.iter().for_each(|h| all.update(h));
-        json!({
-            "sad": hex::encode(sha256(cmd.sad.as_bytes()).get(..8).unwrap_or_default()),
-            "count": hashes.len(),
-            "hashes_sha256": hex::encode(all.finish()),
-            "hash_alg": cmd.algo.hash().oid(),
-        })
+        let mut detail = cmd.origin.audit_fields();
+        detail.insert(
+            "sad".into(),
+            sad::sad_id_of(&cmd.sad).map_or(Value::Null, |id| id.to_string().into()),
+        );
+        detail.insert("count".into(), hashes.len().into());
+        detail.insert("hashes_sha256".into(), hex::encode(all.finish()).into());
+        detail.insert("hash_alg".into(), cmd.algo.hash().oid().into());
+        if let Some(c) = consumed {
+            detail.insert("serial_number".into(), c.serial_number.clone().into());
+        }
+        Value::Object(detail)
     };
-    let audit = |outcome| {
+    let audit = |outcome, consumed| {
         services.audit.record(
             &cmd.claims.sub,
             "signatures.signHash",
             Some(cmd.credential_id),
             outcome,
-            detail(),
+            detail(consumed),
         )
     };
     let redis_started = Instant::now();
-    let consumed = sad::consume(&services.kv, &claim).await;
+    let consumed = sad::consume(&services.kv, &services.sad_seal, &claim).await;
     metrics
         .redis_duration
         .with_label_values(&["consume_sad"])
@@ -86,14 +100,18 @@ pub async fn sign_hash(
     let consumed = match consumed? {
         Ok(consumed) => consumed,
         Err(refused) => {
-            audit("refused").await?;
+            let outcome = match refused {
+                SadError::Forged => "refused_forged",
+                _ => "refused",
+            };
+            audit(outcome, None).await?;
             return Err(refused.into());
         }
     };
     if !cmd.algo.fits(consumed.key_algo) {
         // Only now is the key's size known (a PSS salt too long for it): give the SAD back.
         sad::restore(&services.kv, &claim).await?;
-        audit("refused").await?;
+        audit("refused", Some(&consumed)).await?;
         return Err(SadError::KeyMismatch.into());
     }
     let key_id: Arc<[u8]> = Arc::from(&cmd.credential_id.as_bytes()[..]);
@@ -102,9 +120,29 @@ pub async fn sign_hash(
         .sign_batch(key_id, cmd.algo, hashes.clone())
         .await;
     let recorded = match &signed {
-        Ok(_) => audit("ok").await,
-        Err(_) => audit("failed").await,
+        Ok(_) => {
+            let spend = SadSpend {
+                sad_id: consumed.sad_id,
+                count: i32::try_from(hashes.len()).unwrap_or(i32::MAX),
+            };
+            services
+                .audit
+                .record_spend(
+                    &cmd.claims.sub,
+                    "signatures.signHash",
+                    cmd.credential_id,
+                    detail(Some(&consumed)),
+                    spend,
+                )
+                .await
+        }
+        Err(_) => audit("failed", Some(&consumed)).await,
     };
+    if let Err(AuditError::SadSpent) = recorded {
+        // The durable record says no: Redis was rolled back or written by someone else, and
+        // giving the signatures back to it would only help the replay.
+        return Err(SadError::Spent.into());
+    }
     if signed.is_err() || recorded.is_err() {
         if let Err(e) = sad::restore(&services.kv, &claim).await {
             tracing::error!(error = %e, "could not give back the signatures of a failed signHash");

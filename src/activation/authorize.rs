@@ -1,16 +1,17 @@
 //! `credentials/authorize`: the subscriber's PIN and OTP turn into a SAD for `numSignatures`
 //! signatures — with SCAL2, for exactly the given hashes.
 
-use serde_json::json;
-use time::OffsetDateTime;
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::pin::check_factors;
 use super::sad::{self, NewSad};
 use super::{ActivationError, SecretKind};
 use crate::db::repo;
+use crate::db::repo::sads::NewSadRecord;
 use crate::hsm::HashAlg;
-use crate::model::CredentialStatus;
+use crate::model::{CredentialStatus, Origin};
 use crate::services::Services;
 
 /// A validated authorize request.
@@ -84,17 +85,50 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
     if credential.pin_failures > 0 {
         repo::credentials::reset_pin_failures(&services.db, credential.credential_id).await?;
     }
-    let ttl = services.config.csc.sad_ttl_secs;
+    // The durable record first: it is issued only if the credential is active at this very
+    // moment, and it is what signHash's audit commit will spend.
+    let csc = &services.config.csc;
+    let sad_id = Uuid::new_v4();
+    let max_lifetime = Duration::seconds(i64::try_from(csc.sad_max_lifetime_secs).unwrap_or(0));
+    let recorded = repo::sads::insert(
+        &services.db,
+        &NewSadRecord {
+            sad_id,
+            user_id: &cmd.user_id,
+            credential_id: credential.credential_id,
+            authorised: cmd.num_signatures,
+            deadline: OffsetDateTime::now_utc() + max_lifetime,
+        },
+    )
+    .await?;
+    let Some(recorded) = recorded else {
+        // Suspended, revoked or expired between the read above and now.
+        let now = repo::credentials::find(&services.db, credential.credential_id).await?;
+        return Err(match now {
+            Some(c) if c.status != CredentialStatus::Active => {
+                ActivationError::WrongState(c.status)
+            }
+            _ => ActivationError::CertificateExpired,
+        });
+    };
+    let deadline = recorded.expires_at.unix_timestamp();
+    let ttl =
+        sad::lifetime(csc.sad_ttl_secs, deadline).ok_or(ActivationError::CertificateExpired)?;
     let sad = sad::create(
         &services.kv,
+        &services.sad_seal,
         NewSad {
             user_id: &cmd.user_id,
             credential_id: credential.credential_id,
+            sad_id,
             count: cmd.num_signatures,
             key_algo: credential.key_algo,
             purpose: credential.purpose,
             hash_alg: cmd.hash_alg,
             hashes: cmd.hashes.as_deref(),
+            deadline,
+            generation: recorded.generation,
+            serial_number: &credential.serial_number,
             ttl_secs: ttl,
         },
     )
@@ -105,19 +139,35 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
     })
 }
 
-/// `credentials/extendTransaction`: a fresh SAD with what the old one has left.
+/// `credentials/extendTransaction`: a fresh SAD with what the old one has left, living at
+/// most until the absolute deadline set at authorize. Audited, refused ones too.
 pub async fn extend_transaction(
     services: &Services,
     user_id: &str,
     credential_id: Uuid,
     old_sad: &str,
+    origin: &Origin,
 ) -> Result<Authorized, ActivationError> {
     let ttl = services.config.csc.sad_ttl_secs;
-    let sad = sad::extend(&services.kv, user_id, credential_id, old_sad, ttl)
-        .await?
-        .ok_or(ActivationError::SadUnknown)?;
+    let extended = sad::extend(&services.kv, user_id, credential_id, old_sad, ttl).await?;
+    let mut detail = origin.audit_fields();
+    if let Some(e) = &extended {
+        detail.insert("sad".into(), e.sad_id.to_string().into());
+        detail.insert("expires_in".into(), e.expires_in.into());
+    }
+    services
+        .audit
+        .record(
+            user_id,
+            "credential.extendTransaction",
+            Some(credential_id),
+            if extended.is_some() { "ok" } else { "refused" },
+            Value::Object(detail),
+        )
+        .await?;
+    let extended = extended.ok_or(ActivationError::SadUnknown)?;
     Ok(Authorized {
-        sad,
-        expires_in: ttl,
+        sad: extended.sad,
+        expires_in: extended.expires_in,
     })
 }

@@ -1,23 +1,38 @@
 //! Signature Activation Data: what `credentials/authorize` issues and `signatures/signHash`
 //! consumes. A SAD lives in Redis under the owner's hash slot: a hash with the credential, the
-//! signatures left, the key's family and purpose, the hash algorithm, and (SCAL2) a set of the
-//! exact hashes it may sign. The SAD itself is never stored: keys are named by its SHA-256.
+//! signatures left, the key's family and purpose, the hash algorithm, the absolute deadline and
+//! (SCAL2) a set of tags of the exact hashes it may sign. The SAD itself is never stored: keys
+//! are named by its SHA-256.
 //!
-//! Invariant: consuming is ONE Lua script that checks everything (token not revoked, SAD bound
-//! to this credential, count left, key family, purpose, every hash authorised) and only then
-//! decrements, so concurrent requests on any number of nodes can never sign more than
-//! authorised, and a refused request consumes nothing.
+//! Invariants:
+//! - Consuming is ONE Lua script that checks everything (token not revoked, SAD bound to this
+//!   credential, count left, key family, purpose, every hash authorised) and only then
+//!   decrements, so concurrent requests on any number of nodes can never sign more than
+//!   authorised, and a refused request consumes nothing.
+//! - Redis cannot mint a SAD: its binding (user, credential, authorised count, key, hash
+//!   algorithm, deadline, generation, certificate serial) carries an HMAC under a key derived
+//!   inside the HSM at start-up ([`SadSeal`]), checked before the HSM signs; the hash set holds
+//!   HMAC tags of the hashes, not the hashes, so nobody without that key can add one.
+//! - Redis is the fast first check, not the authority: every SAD is also recorded in
+//!   PostgreSQL (`repo::sads`) and the audit commit of each signHash spends it there, so a
+//!   Redis rollback (failover, restored snapshot) cannot make a spent SAD sign again.
+//! - A SAD never lives past the absolute deadline set at authorize (`sad_max_lifetime_secs`,
+//!   and never past the certificate's notAfter), whatever extendTransaction does.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::LazyLock;
 
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use openssl::sha::sha256;
 use rand::RngCore;
 use redis::Script;
+use sha2::Sha256;
+use time::OffsetDateTime;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
-use crate::hsm::{HashAlg, KeyAlgo, KeyFamily};
+use crate::hsm::{HashAlg, Hsm, HsmError, KeyAlgo, KeyFamily};
 use crate::kv::{Kv, KvError};
 use crate::model::Purpose;
 
@@ -44,19 +59,114 @@ pub enum SadError {
     NotSigning,
     #[error("the credential is suspended or revoked")]
     CredentialHeld,
+    /// The SAD in Redis does not carry a valid HMAC of its binding: written by someone else.
+    #[error("Invalid parameter SAD: unknown or expired")]
+    Forged,
+    /// The durable record refused: the SAD's signatures are spent, its deadline passed, or
+    /// the credential no longer signs (a Redis rollback is the usual cause).
+    #[error("Invalid parameter SAD: its signatures are spent, it expired, or the credential can no longer sign")]
+    Spent,
 }
 
 /// What a consumed SAD tells about the credential.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Consumed {
     pub key_algo: KeyAlgo,
     pub left: u32,
+    /// The SAD's stable id (its durable record).
+    pub sad_id: Uuid,
+    /// The serial number of the certificate it was issued for.
+    pub serial_number: String,
+}
+
+/// The key that authenticates SADs in Redis. It is derived once, at start-up, by an HMAC
+/// computed inside the HSM with a non-extractable key of the gateway: it exists only in the
+/// gateway's memory, never in Redis nor in its configuration.
+pub struct SadSeal {
+    mac: Hmac<Sha256>,
+}
+
+const SEAL_KEY_NAME: &str = "sad-hmac";
+
+impl SadSeal {
+    /// Creates the HSM key on first start (callers hold the bootstrap lock) and derives the
+    /// SAD key from it.
+    pub async fn ensure(hsm: &Hsm) -> Result<SadSeal, HsmError> {
+        hsm.ensure_hmac_key(SEAL_KEY_NAME).await?;
+        let key = Zeroizing::new(
+            hsm.hmac_sha256(
+                hsm.own_key_id(SEAL_KEY_NAME),
+                b"sigillo-sad-binding-key\0v1".to_vec(),
+            )
+            .await?,
+        );
+        Ok(SadSeal::from_key(&key))
+    }
+
+    /// A seal over `key` (tests; `ensure` in the gateway).
+    pub fn from_key(key: &[u8]) -> SadSeal {
+        // HMAC takes keys of any length: this cannot fail.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        SadSeal { mac }
+    }
+
+    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        for part in parts {
+            // Length-prefixed, so that no two different bindings give the same input.
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The HMAC of a SAD's binding, hex.
+    fn binding(&self, b: &Binding<'_>) -> String {
+        hex::encode(self.hmac(&[
+            b"sad",
+            b.sad_id.as_bytes(),
+            b.user_id.as_bytes(),
+            b.credential_id.as_bytes(),
+            b.authorised.as_bytes(),
+            b.key_algo.as_bytes(),
+            b.purpose.as_bytes(),
+            b.hash_oid.as_bytes(),
+            b.bound.as_bytes(),
+            b.deadline.as_bytes(),
+            b.generation.as_bytes(),
+            b.serial_number.as_bytes(),
+        ]))
+    }
+
+    /// The tag that stands for `hash` in the SAD's set of authorised hashes (128 bits, hex).
+    pub fn hash_tag(&self, sad_id: Uuid, hash: &[u8]) -> String {
+        let tag = self.hmac(&[b"sad-hash", sad_id.as_bytes(), hash]);
+        hex::encode(tag.get(..16).unwrap_or_default())
+    }
+}
+
+/// What a SAD's HMAC binds, as stored in Redis (decimal numbers, OIDs, names).
+struct Binding<'a> {
+    sad_id: Uuid,
+    user_id: &'a str,
+    credential_id: &'a str,
+    authorised: &'a str,
+    key_algo: &'a str,
+    purpose: &'a str,
+    hash_oid: &'a str,
+    bound: &'a str,
+    deadline: &'a str,
+    generation: &'a str,
+    serial_number: &'a str,
 }
 
 /// A SAD to create.
 pub struct NewSad<'a> {
     pub user_id: &'a str,
     pub credential_id: Uuid,
+    /// Its durable record's id (`repo::sads`), carried inside the SAD.
+    pub sad_id: Uuid,
     pub count: u32,
     pub key_algo: KeyAlgo,
     pub purpose: Purpose,
@@ -64,6 +174,11 @@ pub struct NewSad<'a> {
     pub hash_alg: Option<HashAlg>,
     /// SCAL2: the exact hashes it may sign (distinct).
     pub hashes: Option<&'a [Vec<u8>]>,
+    /// The absolute deadline (unix seconds): no extension goes past it.
+    pub deadline: i64,
+    /// The credential's generation in PostgreSQL when the SAD was recorded.
+    pub generation: i64,
+    pub serial_number: &'a str,
     pub ttl_secs: u64,
 }
 
@@ -75,7 +190,18 @@ pub struct Claim<'a> {
     pub credential_id: Uuid,
     pub family: KeyFamily,
     pub hash_alg: HashAlg,
-    pub hashes: &'a [Vec<u8>],
+    /// The tags of the hashes to sign ([`SadSeal::hash_tag`]), in request order.
+    pub tags: &'a [String],
+}
+
+impl Claim<'_> {
+    /// The tags of `hashes` for the SAD `sad` (empty if it is no well-formed SAD).
+    pub fn tags(seal: &SadSeal, sad: &str, hashes: &[Vec<u8>]) -> Vec<String> {
+        match sad_id_of(sad) {
+            Some(id) => hashes.iter().map(|h| seal.hash_tag(id, h)).collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 fn keys(kv: &Kv, user_id: &str, sad: &str) -> (String, String) {
@@ -86,48 +212,103 @@ fn keys(kv: &Kv, user_id: &str, sad: &str) -> (String, String) {
     )
 }
 
-fn new_token() -> String {
-    let mut random = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut random);
-    URL_SAFE_NO_PAD.encode(random)
+/// Bytes of a SAD: its 16-byte id, then 32 random bytes.
+const SAD_LEN: usize = 48;
+
+/// A new SAD for the record `sad_id`: the id travels inside it (so the hash tags can be
+/// computed before Redis is asked), the random part makes it unguessable.
+fn new_token(sad_id: Uuid) -> String {
+    let mut bytes = [0u8; SAD_LEN];
+    let (id, random) = bytes.split_at_mut(16);
+    id.copy_from_slice(sad_id.as_bytes());
+    rand::rngs::OsRng.fill_bytes(random);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// KEYS: sad hash, bound-hash set, the credential's hold generation.
-/// ARGV: ttl, credential, count, key algo, key family, purpose, hash OID, bound flag, hashes…
-/// The SAD records the credential's generation: a later suspension or revocation bumps it,
-/// and the SAD never signs again, even after a resumption.
+/// The record id inside a SAD; `None` if it is not one of ours.
+pub fn sad_id_of(sad: &str) -> Option<Uuid> {
+    let mut bytes = [0u8; SAD_LEN];
+    match URL_SAFE_NO_PAD.decode_slice(sad, &mut bytes) {
+        Ok(SAD_LEN) => Uuid::from_slice(bytes.get(..16)?).ok(),
+        _ => None,
+    }
+}
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The Redis lifetime of a SAD: its TTL, cut at the absolute deadline. `None` once past it.
+pub fn lifetime(ttl_secs: u64, deadline: i64) -> Option<u64> {
+    let left = deadline.saturating_sub(now_unix());
+    u64::try_from(left)
+        .ok()
+        .filter(|&l| l > 0)
+        .map(|l| l.min(ttl_secs))
+}
+
+/// KEYS: sad hash, hash-tag set, the credential's hold generation.
+/// ARGV: ttl, credential, count, key algo, key family, purpose, hash OID, bound flag, SAD id,
+/// deadline, database generation, certificate serial, binding HMAC, hash tags…
+/// The SAD records the credential's Redis generation: a later suspension or revocation bumps
+/// it, and the SAD never signs again, even after a resumption.
 const CREATE: &str = r"
 local g = redis.call('GET', KEYS[3]) or '0'
-redis.call('HSET', KEYS[1], 'cred', ARGV[2], 'n', ARGV[3], 'key', ARGV[4], 'kt', ARGV[5],
-  'pu', ARGV[6], 'alg', ARGV[7], 'bound', ARGV[8], 'g', g)
+redis.call('HSET', KEYS[1], 'cred', ARGV[2], 'n', ARGV[3], 'N', ARGV[3], 'key', ARGV[4],
+  'kt', ARGV[5], 'pu', ARGV[6], 'alg', ARGV[7], 'bound', ARGV[8], 'g', g, 'sid', ARGV[9],
+  'dl', ARGV[10], 'dg', ARGV[11], 'sn', ARGV[12], 'm', ARGV[13])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if ARGV[8] == '1' then
-  for i = 9, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+  for i = 14, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
   redis.call('EXPIRE', KEYS[2], ARGV[1])
 end
 return 1
 ";
 
-/// Stores a new SAD; returns it.
-pub async fn create(kv: &Kv, new: NewSad<'_>) -> Result<String, KvError> {
+/// Stores a new SAD, sealed with `seal`; returns it.
+pub async fn create(kv: &Kv, seal: &SadSeal, new: NewSad<'_>) -> Result<String, KvError> {
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE));
-    let token = new_token();
+    let token = new_token(new.sad_id);
     let (main, bound) = keys(kv, new.user_id, &token);
+    let credential = new.credential_id.to_string();
+    let count = new.count.to_string();
+    let hash_oid = new.hash_alg.map(|h| h.oid()).unwrap_or_default();
+    let flag = if new.hashes.is_some() { "1" } else { "0" };
+    let deadline = new.deadline.to_string();
+    let generation = new.generation.to_string();
+    let mac = seal.binding(&Binding {
+        sad_id: new.sad_id,
+        user_id: new.user_id,
+        credential_id: &credential,
+        authorised: &count,
+        key_algo: new.key_algo.as_str(),
+        purpose: new.purpose.as_str(),
+        hash_oid,
+        bound: flag,
+        deadline: &deadline,
+        generation: &generation,
+        serial_number: new.serial_number,
+    });
     let mut invocation = SCRIPT.prepare_invoke();
     invocation
         .key(&main)
         .key(&bound)
         .key(generation_key(kv, new.user_id, new.credential_id))
         .arg(new.ttl_secs)
-        .arg(new.credential_id.to_string())
-        .arg(new.count)
+        .arg(&credential)
+        .arg(&count)
         .arg(new.key_algo.as_str())
         .arg(new.key_algo.family().as_str())
         .arg(new.purpose.as_str())
-        .arg(new.hash_alg.map(|h| h.oid()).unwrap_or_default())
-        .arg(if new.hashes.is_some() { "1" } else { "0" });
+        .arg(hash_oid)
+        .arg(flag)
+        .arg(new.sad_id.to_string())
+        .arg(&deadline)
+        .arg(&generation)
+        .arg(new.serial_number)
+        .arg(&mac);
     for hash in new.hashes.unwrap_or_default() {
-        invocation.arg(hex::encode(hash));
+        invocation.arg(seal.hash_tag(new.sad_id, hash));
     }
     let mut conn = kv.conn();
     let _: i64 = invocation.invoke_async(&mut conn).await?;
@@ -184,43 +365,57 @@ pub async fn release(kv: &Kv, user_id: &str, credential_id: Uuid) -> Result<(), 
     Ok(())
 }
 
-/// KEYS: sad hash, bound-hash set, revoked-token marker, credential hold, generation (the
+/// KEYS: sad hash, hash-tag set, revoked-token marker, credential hold, generation (the
 /// last three read by one MGET: three Redis calls in all on the hot path).
-/// ARGV: credential, count, key family, hash OID, hex hashes…
-/// Returns {1, left, key_algo} or {error code, detail}.
+/// ARGV: credential, count, key family, hash OID, hash tags…
+/// Returns {'1', left, key algo, SAD id, authorised, hash OID, bound, deadline, database
+/// generation, serial, HMAC} or {error code, detail}.
 const CONSUME: &str = r"
 local held = redis.call('MGET', KEYS[3], KEYS[4], KEYS[5])
-if held[1] then return {-1, 0, ''} end
-if held[2] then return {-9, 0, ''} end
-local sad = redis.call('HMGET', KEYS[1], 'cred', 'n', 'alg', 'bound', 'kt', 'pu', 'key', 'g')
-if not sad[1] then return {-2, 0, ''} end
-if (held[3] or '0') ~= sad[8] then return {-9, 0, ''} end
-if sad[1] ~= ARGV[1] then return {-3, 0, ''} end
-if sad[5] ~= ARGV[3] then return {-7, 0, ''} end
-if sad[6] ~= 'signing' then return {-8, 0, ''} end
+if held[1] then return {'-1', '0'} end
+if held[2] then return {'-9', '0'} end
+local sad = redis.call('HMGET', KEYS[1], 'cred', 'n', 'alg', 'bound', 'kt', 'pu', 'key', 'g',
+  'sid', 'N', 'dl', 'dg', 'sn', 'm')
+if not sad[1] then return {'-2', '0'} end
+if (held[3] or '0') ~= sad[8] then return {'-9', '0'} end
+if sad[1] ~= ARGV[1] then return {'-3', '0'} end
+if sad[5] ~= ARGV[3] then return {'-7', '0'} end
+if sad[6] ~= 'signing' then return {'-8', '0'} end
 local left = tonumber(sad[2])
 local asked = tonumber(ARGV[2])
-if asked > left then return {-4, left, ''} end
-if sad[3] ~= '' and sad[3] ~= ARGV[4] then return {-5, 0, ''} end
+if not left or asked > left then return {'-4', tostring(left or 0)} end
+if sad[3] ~= '' and sad[3] ~= ARGV[4] then return {'-5', '0'} end
 if sad[4] == '1' then
   local seen = {}
   for i = 5, #ARGV do
-    if seen[ARGV[i]] or redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then return {-6, i - 4, ''} end
+    if seen[ARGV[i]] or redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then
+      return {'-6', tostring(i - 4)}
+    end
     seen[ARGV[i]] = true
   end
   for i = 5, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
 end
 redis.call('HSET', KEYS[1], 'n', left - asked)
-return {1, left - asked, sad[7]}
+return {'1', tostring(left - asked), sad[7] or '', sad[9] or '', sad[10] or '', sad[3] or '',
+  sad[4] or '', sad[11] or '', sad[12] or '', sad[13] or '', sad[14] or ''}
 ";
 
 static CONSUME_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CONSUME));
 
-/// Checks and consumes `claim.hashes.len()` signatures of a SAD, atomically.
-pub async fn consume(kv: &Kv, claim: &Claim<'_>) -> Result<Result<Consumed, SadError>, KvError> {
+/// Checks and consumes `claim.tags.len()` signatures of a SAD, atomically, then checks that
+/// the SAD's binding carries the gateway's HMAC and that its deadline has not passed.
+pub async fn consume(
+    kv: &Kv,
+    seal: &SadSeal,
+    claim: &Claim<'_>,
+) -> Result<Result<Consumed, SadError>, KvError> {
+    let Some(sad_id) = sad_id_of(claim.sad) else {
+        return Ok(Err(SadError::Unknown));
+    };
     let (main, bound) = keys(kv, claim.user_id, claim.sad);
     let revoked = crate::auth::session::revoked_key(kv, claim.user_id, claim.jti);
-    let asked = u32::try_from(claim.hashes.len()).unwrap_or(u32::MAX);
+    let asked = u32::try_from(claim.tags.len()).unwrap_or(u32::MAX);
+    let credential = claim.credential_id.to_string();
     let mut invocation = CONSUME_SCRIPT.prepare_invoke();
     invocation
         .key(&main)
@@ -228,91 +423,149 @@ pub async fn consume(kv: &Kv, claim: &Claim<'_>) -> Result<Result<Consumed, SadE
         .key(&revoked)
         .key(hold_key(kv, claim.user_id, claim.credential_id))
         .key(generation_key(kv, claim.user_id, claim.credential_id))
-        .arg(claim.credential_id.to_string())
+        .arg(&credential)
         .arg(asked)
         .arg(claim.family.as_str())
         .arg(claim.hash_alg.oid());
-    for hash in claim.hashes {
-        invocation.arg(hex::encode(hash));
+    for tag in claim.tags {
+        invocation.arg(tag);
     }
     let mut conn = kv.loop_conn().await?;
-    let reply: (i64, i64, String) = invocation.invoke_async(&mut conn).await?;
-    let detail = u32::try_from(reply.1).unwrap_or(0);
-    Ok(match reply.0 {
-        1 => match reply.2.parse().ok() {
-            Some(key_algo) => Ok(Consumed {
-                key_algo,
-                left: detail,
-            }),
-            None => Err(SadError::Unknown),
-        },
-        -1 => Err(SadError::TokenRevoked),
-        -3 => Err(SadError::OtherCredential),
-        -4 => Err(SadError::Exhausted {
+    let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+    let field = |i: usize| reply.get(i).map_or("", String::as_str);
+    let detail = field(1).parse::<u32>().unwrap_or(0);
+    Ok(match field(0) {
+        "1" => verify(seal, claim, sad_id, &credential, &reply, detail),
+        "-1" => Err(SadError::TokenRevoked),
+        "-3" => Err(SadError::OtherCredential),
+        "-4" => Err(SadError::Exhausted {
             left: detail,
             asked,
         }),
-        -5 => Err(SadError::HashAlgorithm),
-        -6 => Err(SadError::HashNotAuthorised {
+        "-5" => Err(SadError::HashAlgorithm),
+        "-6" => Err(SadError::HashNotAuthorised {
             position: usize::try_from(detail).unwrap_or(0),
         }),
-        -7 => Err(SadError::KeyMismatch),
-        -8 => Err(SadError::NotSigning),
-        -9 => Err(SadError::CredentialHeld),
+        "-7" => Err(SadError::KeyMismatch),
+        "-8" => Err(SadError::NotSigning),
+        "-9" => Err(SadError::CredentialHeld),
         _ => Err(SadError::Unknown),
     })
 }
 
+/// The checks of a consumed SAD that Redis cannot be trusted with: its HMAC and deadline.
+fn verify(
+    seal: &SadSeal,
+    claim: &Claim<'_>,
+    sad_id: Uuid,
+    credential: &str,
+    reply: &[String],
+    left: u32,
+) -> Result<Consumed, SadError> {
+    let field = |i: usize| reply.get(i).map_or("", String::as_str);
+    let (key_algo, stored_id, authorised, hash_oid, bound) =
+        (field(2), field(3), field(4), field(5), field(6));
+    let (deadline, generation, serial_number, mac) = (field(7), field(8), field(9), field(10));
+    let expected = seal.binding(&Binding {
+        sad_id,
+        user_id: claim.user_id,
+        credential_id: credential,
+        authorised,
+        key_algo,
+        purpose: Purpose::Signing.as_str(),
+        hash_oid,
+        bound,
+        deadline,
+        generation,
+        serial_number,
+    });
+    // The SAD's id is inside the SAD and under the HMAC; the stored copy must agree with it.
+    if !crate::secrets::ct_eq(expected.as_bytes(), mac.as_bytes())
+        || stored_id != sad_id.to_string()
+    {
+        tracing::warn!(user = claim.user_id, %sad_id, "a SAD in Redis failed its HMAC check");
+        return Err(SadError::Forged);
+    }
+    match deadline.parse::<i64>() {
+        Ok(d) if d > now_unix() => {}
+        _ => return Err(SadError::Unknown),
+    }
+    Ok(Consumed {
+        key_algo: key_algo.parse().map_err(|()| SadError::Forged)?,
+        left,
+        sad_id,
+        serial_number: serial_number.to_owned(),
+    })
+}
+
 /// Gives back signatures consumed by a request that then failed (HSM or audit down), so the
-/// subscriber loses nothing. Only while the SAD still exists.
+/// subscriber loses nothing. Only while the SAD still exists; the tag set gets the SAD's
+/// remaining lifetime (a set emptied by the consume is re-created, never without a TTL).
 pub async fn restore(kv: &Kv, claim: &Claim<'_>) -> Result<(), KvError> {
     const RESTORE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
 if redis.call('HGET', KEYS[1], 'bound') == '1' then
   for i = 2, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) else redis.call('DEL', KEYS[2]) end
 end
 return 1
 ";
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTORE));
     let (main, bound) = keys(kv, claim.user_id, claim.sad);
     let mut invocation = SCRIPT.prepare_invoke();
-    invocation.key(&main).key(&bound).arg(claim.hashes.len());
-    for hash in claim.hashes {
-        invocation.arg(hex::encode(hash));
+    invocation.key(&main).key(&bound).arg(claim.tags.len());
+    for tag in claim.tags {
+        invocation.arg(tag);
     }
     let mut conn = kv.conn();
     let _: i64 = invocation.invoke_async(&mut conn).await?;
     Ok(())
 }
 
-/// Replaces a live SAD of `credential_id` by a fresh one with what it has left and a full
-/// lifetime; the old one stops working. `None` if it is unknown, expired or not this
-/// credential's.
+/// An extended SAD.
+#[derive(Debug)]
+pub struct Extended {
+    pub sad: String,
+    pub sad_id: Uuid,
+    /// Its new lifetime: the TTL, cut at the absolute deadline.
+    pub expires_in: u64,
+}
+
+/// Replaces a live SAD of `credential_id` by a fresh one with what it has left and a renewed
+/// lifetime, never past its absolute deadline; the old one stops working. `None` if it is
+/// unknown, expired, past its deadline, held or not this credential's.
 pub async fn extend(
     kv: &Kv,
     user_id: &str,
     credential_id: Uuid,
     sad: &str,
     ttl_secs: u64,
-) -> Result<Option<String>, KvError> {
+) -> Result<Option<Extended>, KvError> {
     const EXTEND: &str = r"
 if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
-if redis.call('HGET', KEYS[1], 'cred') ~= ARGV[1] then return 0 end
+local f = redis.call('HMGET', KEYS[1], 'cred', 'dl')
+if f[1] ~= ARGV[1] then return 0 end
+local ttl = math.min(tonumber(ARGV[2]), (tonumber(f[2]) or 0) - tonumber(ARGV[3]))
+if ttl <= 0 then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[3])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
+redis.call('EXPIRE', KEYS[3], ttl)
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RENAME', KEYS[2], KEYS[4])
-  redis.call('EXPIRE', KEYS[4], ARGV[2])
+  redis.call('EXPIRE', KEYS[4], ttl)
 end
-return 1
+return ttl
 ";
-    let token = new_token();
+    let Some(sad_id) = sad_id_of(sad) else {
+        return Ok(None);
+    };
+    let token = new_token(sad_id);
     let (old_main, old_bound) = keys(kv, user_id, sad);
     let (new_main, new_bound) = keys(kv, user_id, &token);
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
     let mut conn = kv.conn();
-    let done: i64 = SCRIPT
+    let ttl: i64 = SCRIPT
         .key(old_main)
         .key(old_bound)
         .key(new_main)
@@ -320,7 +573,105 @@ return 1
         .key(hold_key(kv, user_id, credential_id))
         .arg(credential_id.to_string())
         .arg(ttl_secs)
+        .arg(now_unix())
         .invoke_async(&mut conn)
         .await?;
-    Ok((done == 1).then_some(token))
+    Ok(u64::try_from(ttl)
+        .ok()
+        .filter(|&t| t > 0)
+        .map(|expires_in| Extended {
+            sad: token,
+            sad_id,
+            expires_in,
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sad_carries_its_record_id_and_nothing_else_parses() {
+        let id = Uuid::new_v4();
+        let sad = new_token(id);
+        assert_eq!(sad_id_of(&sad), Some(id));
+        assert_ne!(new_token(id), sad, "the random part differs");
+        assert_eq!(sad_id_of("not-a-sad"), None);
+        assert_eq!(sad_id_of(&sad[..sad.len() - 2]), None);
+        assert_eq!(sad_id_of(&format!("{sad}AA")), None);
+    }
+
+    #[test]
+    fn bindings_and_tags_depend_on_every_field_and_the_key() {
+        let seal = SadSeal::from_key(b"k1");
+        let id = Uuid::new_v4();
+        let base = Binding {
+            sad_id: id,
+            user_id: "alice",
+            credential_id: "c",
+            authorised: "3",
+            key_algo: "ec-p256",
+            purpose: "signing",
+            hash_oid: "",
+            bound: "1",
+            deadline: "100",
+            generation: "0",
+            serial_number: "01",
+        };
+        let mac = seal.binding(&base);
+        assert_ne!(mac, SadSeal::from_key(b"k2").binding(&base));
+        assert_ne!(
+            mac,
+            seal.binding(&Binding {
+                authorised: "4",
+                ..base
+            })
+        );
+        assert_ne!(
+            mac,
+            seal.binding(&Binding {
+                deadline: "101",
+                ..base
+            })
+        );
+        assert_ne!(
+            mac,
+            seal.binding(&Binding {
+                generation: "1",
+                ..base
+            })
+        );
+        assert_ne!(
+            mac,
+            seal.binding(&Binding {
+                user_id: "alicf",
+                ..base
+            })
+        );
+        // Length prefixes: moving a character from one field to the next changes the input.
+        assert_ne!(
+            mac,
+            seal.binding(&Binding {
+                user_id: "alic",
+                credential_id: "ec",
+                ..base
+            })
+        );
+        let tag = seal.hash_tag(id, &[1; 32]);
+        assert_eq!(tag.len(), 32);
+        assert_ne!(tag, seal.hash_tag(Uuid::new_v4(), &[1; 32]));
+        assert_ne!(tag, seal.hash_tag(id, &[2; 32]));
+    }
+
+    #[test]
+    fn lifetimes_stop_at_the_deadline() {
+        let now = now_unix();
+        assert_eq!(lifetime(300, now + 900), Some(300));
+        assert_eq!(
+            lifetime(300, now + 100).map(|l| (99..=100).contains(&l)),
+            Some(true)
+        );
+        assert_eq!(lifetime(300, now), None);
+        assert_eq!(lifetime(300, now - 5), None);
+    }
 }

@@ -11,7 +11,7 @@ use super::{v1_wire as v1, v2_wire as v2};
 use crate::activation::{self, AuthorizeCommand, Authorized};
 use crate::credentials;
 use crate::error::ApiError;
-use crate::extract::{credential_id, Subscriber};
+use crate::extract::{credential_id, ClientOrigin, Subscriber};
 use crate::hsm::HashAlg;
 use crate::model::{Credential, OtpMethod};
 use crate::services::Services;
@@ -330,10 +330,12 @@ pub async fn authorize_v1(
 pub async fn extend_v2(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    ClientOrigin(origin): ClientOrigin,
     body: web::Json<v2::ExtendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&body.credential_id)?;
-    let a = activation::extend_transaction(&services, &subscriber.user_id, id, &body.sad).await?;
+    let a = activation::extend_transaction(&services, &subscriber.user_id, id, &body.sad, &origin)
+        .await?;
     Ok(sad_response(a))
 }
 
@@ -341,9 +343,11 @@ pub async fn extend_v2(
 pub async fn extend_v1(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    ClientOrigin(origin): ClientOrigin,
     body: web::Json<v1::ExtendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&body.credential_id)?;
-    let a = activation::extend_transaction(&services, &subscriber.user_id, id, &body.sad).await?;
+    let a = activation::extend_transaction(&services, &subscriber.user_id, id, &body.sad, &origin)
+        .await?;
     Ok(sad_response(a))
 }

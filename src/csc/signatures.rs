@@ -7,7 +7,7 @@ use base64::Engine;
 use super::common::{decode_hashes, hash_alg, sign_algo_params};
 use super::{v1_wire as v1, v2_wire as v2};
 use crate::error::ApiError;
-use crate::extract::{credential_id, Bearer};
+use crate::extract::{credential_id, Bearer, ClientOrigin};
 use crate::hsm::SignAlgo;
 use crate::services::Services;
 use crate::signing::{self, SignHashCommand};
@@ -17,6 +17,7 @@ use crate::signing::{self, SignHashCommand};
 async fn sign(
     services: &Services,
     Bearer(claims): Bearer,
+    ClientOrigin(origin): ClientOrigin,
     credential: &str,
     sad: String,
     (field, hash_field): (&str, &str),
@@ -46,6 +47,7 @@ async fn sign(
             sad,
             hashes,
             algo,
+            origin,
         },
     )
     .await?;
@@ -58,6 +60,7 @@ async fn sign(
 pub async fn sign_hash_v2(
     services: web::Data<Services>,
     bearer: Bearer,
+    origin: ClientOrigin,
     body: web::Json<v2::SignHashRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -69,6 +72,7 @@ pub async fn sign_hash_v2(
     sign(
         &services,
         bearer,
+        origin,
         &body.credential_id,
         body.sad,
         ("hashes", "hashAlgorithmOID"),
@@ -84,12 +88,14 @@ pub async fn sign_hash_v2(
 pub async fn sign_hash_v1(
     services: web::Data<Services>,
     bearer: Bearer,
+    origin: ClientOrigin,
     body: web::Json<v1::SignHashRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     sign(
         &services,
         bearer,
+        origin,
         &body.credential_id,
         body.sad,
         ("hash", "hashAlgo"),

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "notices",
         include_str!("../../migrations/0004_notices.sql"),
     ),
+    (5, "sads", include_str!("../../migrations/0005_sads.sql")),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

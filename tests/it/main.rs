@@ -21,4 +21,5 @@ mod otp;
 mod pyhanko;
 mod renewal;
 mod secrecy;
+mod sole_control;
 mod support;

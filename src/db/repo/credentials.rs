@@ -172,7 +172,9 @@ pub async fn activate(db: &Db, id: Uuid, pin_hmac: &[u8]) -> Result<bool, DbErro
 }
 
 /// An operator's state change, as one conditional UPDATE. Returns the new status, or `None`
-/// when the credential was not in a state the change applies to.
+/// when the credential was not in a state the change applies to. A suspension or revocation
+/// bumps the credential's generation: no SAD issued before it signs again, even after a
+/// resumption (the durable half of the Redis hold).
 #[derive(Debug, Clone, Copy)]
 pub enum OperatorChange {
     /// inactive | active | pin_blocked → suspended (the state is remembered).
@@ -191,7 +193,8 @@ pub async fn apply_operator_change(
 ) -> Result<Option<CredentialStatus>, DbError> {
     let sql = match change {
         OperatorChange::Suspend => {
-            "UPDATE credentials SET suspended_from = status, status = 'suspended', status_reason = $2 \
+            "UPDATE credentials SET suspended_from = status, status = 'suspended', status_reason = $2, \
+                 generation = generation + 1 \
              WHERE credential_id = $1 AND status IN ('inactive', 'active', 'pin_blocked') RETURNING status"
         }
         OperatorChange::Resume => {
@@ -200,7 +203,8 @@ pub async fn apply_operator_change(
              RETURNING status"
         }
         OperatorChange::Revoke => {
-            "UPDATE credentials SET status = 'revoked', suspended_from = NULL, status_reason = $2 \
+            "UPDATE credentials SET status = 'revoked', suspended_from = NULL, status_reason = $2, \
+                 generation = generation + 1 \
              WHERE credential_id = $1 AND status <> 'revoked' RETURNING status"
         }
     };

@@ -5,4 +5,5 @@ pub mod ca;
 pub mod coupons;
 pub mod credentials;
 pub mod notices;
+pub mod sads;
 pub mod users;

@@ -514,3 +514,37 @@ async fn a_sad_given_back_keeps_a_lifetime_on_every_key() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_blocked_credential_signs_nothing_with_the_sads_it_had() {
+    let app = TestApp::spawn_with(|c| {
+        c.otp.send_limit = 100;
+        c.csc.scal = "1".into();
+    })
+    .await;
+    let (_, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let (_, body) = app
+        .authorize(Csc::V2, &token, &credential, &pin, 5, None, None)
+        .await;
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    let wrong = format!("{:08}", (pin.parse::<u32>().unwrap() + 1) % 100_000_000);
+    for _ in 0..3 {
+        let (status, _) = app
+            .authorize(Csc::V2, &token, &credential, &wrong, 1, None, None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    let got = app
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    spent(&got);
+}

@@ -21,4 +21,5 @@ mod otp;
 mod pyhanko;
 mod renewal;
 mod secrecy;
+mod sessions;
 mod support;

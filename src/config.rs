@@ -333,6 +333,31 @@ mod tests {
     }
 
     #[test]
+    fn jwt_keys_and_login_limits_are_checked() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        config.security.jwt_secret = Secret::new("short");
+        assert_eq!(key(&config), Some("security.jwt_secret"));
+        config.security.jwt_secret = Secret::new("c".repeat(32));
+        assert_eq!(key(&config), None);
+        config.security.jwt_secret_previous = Secret::new("c".repeat(32));
+        assert_eq!(key(&config), Some("security.jwt_secret_previous"));
+        config.security.jwt_secret_previous = Secret::new("d".repeat(32));
+        assert_eq!(key(&config), None);
+        config.security.jwt_secret = Secret::new("");
+        assert_eq!(key(&config), Some("security.jwt_secret_previous"));
+        config.security.jwt_secret = Secret::new("c".repeat(32));
+        config.security.login_max_failures_per_addr = 0;
+        assert_eq!(key(&config), Some("security"));
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         let secret = Secret::new("hunter2-hunter2");
         assert_eq!(format!("{secret:?}"), "Secret(***)");

@@ -116,6 +116,14 @@ pub struct SecurityConfig {
     pub access_token_ttl_secs: u64,
     pub login_max_failures: u32,
     pub login_window_secs: u64,
+    /// Wrong passwords from one client address in `login_window_secs` before it is refused.
+    pub login_max_failures_per_addr: u32,
+    /// Password checks waiting for an Argon2 slot before more are refused (0: 8 per core).
+    pub argon2_queue: usize,
+    /// HS256 key of access tokens; empty: derived from `token_secret` (as before).
+    pub jwt_secret: Secret,
+    /// The previous `jwt_secret`, still accepted while its tokens live (rotation).
+    pub jwt_secret_previous: Secret,
 }
 
 /// How SMS messages leave the gateway.
@@ -223,6 +231,35 @@ impl Config {
                 "missing or shorter than 32 bytes: set SIGILLO__SECURITY__TOKEN_SECRET",
             );
         }
+        let jwt = (
+            &self.security.jwt_secret,
+            &self.security.jwt_secret_previous,
+        );
+        if [jwt.0, jwt.1]
+            .iter()
+            .any(|s| !s.is_empty() && s.expose().len() < 32)
+        {
+            return invalid(
+                "security.jwt_secret",
+                "jwt_secret and jwt_secret_previous: empty or at least 32 bytes",
+            );
+        }
+        if !jwt.1.is_empty() && (jwt.0.is_empty() || jwt.0.expose() == jwt.1.expose()) {
+            return invalid(
+                "security.jwt_secret_previous",
+                "needs a different jwt_secret (the key that signs now)",
+            );
+        }
+        let security = &self.security;
+        if security.login_max_failures == 0
+            || security.login_max_failures_per_addr == 0
+            || security.login_window_secs == 0
+        {
+            return invalid(
+                "security",
+                "login_max_failures, login_max_failures_per_addr and login_window_secs must be positive",
+            );
+        }
         if self.otp.sender == SmsSenderKind::Http && self.otp.http_url.is_empty() {
             return invalid("otp.http_url", "required when otp.sender = \"http\"");
         }
@@ -299,6 +336,31 @@ mod tests {
             config.validate(),
             Err(ConfigError::Invalid { key: "otp", .. })
         ));
+    }
+
+    #[test]
+    fn jwt_keys_and_login_limits_are_checked() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        config.security.jwt_secret = Secret::new("short");
+        assert_eq!(key(&config), Some("security.jwt_secret"));
+        config.security.jwt_secret = Secret::new("c".repeat(32));
+        assert_eq!(key(&config), None);
+        config.security.jwt_secret_previous = Secret::new("c".repeat(32));
+        assert_eq!(key(&config), Some("security.jwt_secret_previous"));
+        config.security.jwt_secret_previous = Secret::new("d".repeat(32));
+        assert_eq!(key(&config), None);
+        config.security.jwt_secret = Secret::new("");
+        assert_eq!(key(&config), Some("security.jwt_secret_previous"));
+        config.security.jwt_secret = Secret::new("c".repeat(32));
+        config.security.login_max_failures_per_addr = 0;
+        assert_eq!(key(&config), Some("security"));
     }
 
     #[test]

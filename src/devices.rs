@@ -10,7 +10,7 @@ use qrcode::QrCode;
 use serde_json::json;
 
 use crate::audit::AuditError;
-use crate::auth::{verify_password_async, AuthError};
+use crate::auth::{budget, session, AuthError};
 use crate::db::{repo, DbError};
 use crate::model::{OtpMethod, User};
 use crate::otp::{OtpError, SmsCode};
@@ -46,8 +46,13 @@ async fn user(services: &Services, user_id: &str) -> Result<User, DeviceError> {
         .ok_or(DeviceError::Auth(AuthError::InvalidToken))
 }
 
-async fn check_password(user: &User, password: &str) -> Result<(), DeviceError> {
-    if verify_password_async(password.to_owned(), user.password_hash.clone()).await? {
+/// The password, within the login budget (wrong ones count as wrong logins do).
+async fn check_password(
+    services: &Services,
+    user: &User,
+    password: &str,
+) -> Result<(), DeviceError> {
+    if budget::check_user_password(services, &user.user_id, &user.password_hash, password).await? {
         Ok(())
     } else {
         Err(DeviceError::WrongPassword)
@@ -75,7 +80,7 @@ pub async fn start_totp(
     password: &str,
 ) -> Result<TotpStart, DeviceError> {
     let user = user(services, user_id).await?;
-    check_password(&user, password).await?;
+    check_password(services, &user, password).await?;
     let enrolment = services.otp.stage_totp(user_id).await?;
     let qr_svg = QrCode::new(enrolment.otpauth_uri.as_bytes())
         .map_err(|e| DeviceError::Qr(e.to_string()))?
@@ -113,6 +118,7 @@ pub async fn confirm_totp(
         })?;
     repo::users::set_otp(&services.db, user_id, OtpMethod::Totp, None, Some(&sealed)).await?;
     services.otp.clear_staged(user_id).await?;
+    session::end_sessions(&services.kv, user_id).await?;
     services
         .audit
         .record(
@@ -138,7 +144,7 @@ pub async fn start_sms(
         return Err(DeviceError::BadPhone);
     }
     let user = user(services, user_id).await?;
-    check_password(&user, password).await?;
+    check_password(services, &user, password).await?;
     services.otp.stage_phone(user_id, phone).await?;
     services
         .otp
@@ -176,6 +182,7 @@ pub async fn confirm_sms(
         })?;
     repo::users::set_otp(&services.db, user_id, OtpMethod::Sms, Some(&phone), None).await?;
     services.otp.clear_staged(user_id).await?;
+    session::end_sessions(&services.kv, user_id).await?;
     services
         .audit
         .record(

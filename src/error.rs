@@ -176,7 +176,17 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "access_denied", err.to_string())
             }
-            AuthError::InvalidToken => ApiError::invalid_token(err.to_string()),
+            AuthError::InvalidToken | AuthError::Revoked | AuthError::SessionEnded => {
+                ApiError::invalid_token(err.to_string())
+            }
+            AuthError::Busy { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "temporarily_unavailable",
+                    err.to_string(),
+                )
+            },
             AuthError::Policy(rule) => ApiError::invalid_request(rule.to_string()),
             AuthError::TooManyAttempts { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
@@ -411,6 +421,16 @@ mod tests {
             (400, "invalid_request")
         );
         assert_eq!(code(AuthError::Hashing("x".into())), (500, "server_error"));
+        assert_eq!(code(AuthError::Revoked), (401, "invalid_token"));
+        assert_eq!(code(AuthError::SessionEnded), (401, "invalid_token"));
+        let busy: ApiError = AuthError::Busy {
+            retry_after_secs: 1,
+        }
+        .into();
+        assert_eq!(
+            (busy.status.as_u16(), busy.error, busy.retry_after),
+            (429, "temporarily_unavailable", Some(1))
+        );
     }
 
     #[test]

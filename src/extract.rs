@@ -31,7 +31,8 @@ fn authorization<'a>(req: &'a HttpRequest, scheme: &str) -> Option<&'a str> {
 }
 
 /// A bearer access token whose signature and expiry were checked locally — but not yet its
-/// revocation: only for signHash, whose SAD script checks revocation in the same round trip.
+/// revocation nor its session epoch: only for signHash, whose SAD script checks both in the
+/// same round trip.
 #[derive(Debug, Clone)]
 pub struct Bearer(pub Claims);
 
@@ -49,7 +50,8 @@ impl FromRequest for Bearer {
     }
 }
 
-/// A subscriber authenticated by a valid, unrevoked bearer access token.
+/// A subscriber authenticated by a valid, unrevoked bearer access token of the current session
+/// epoch (a password or OTP device change ends older ones).
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     pub user_id: String,
@@ -67,9 +69,8 @@ impl FromRequest for Subscriber {
             let Bearer(claims) = bearer?;
             let services =
                 data.ok_or_else(|| ApiError::invalid_request("service not configured"))?;
-            if session::is_revoked(&services.kv, &claims).await? {
-                return Err(ApiError::invalid_token("the access token was revoked"));
-            }
+            // Revocation and the session epoch: one Redis round trip.
+            session::check_access(&services.kv, &claims).await?;
             Ok(Subscriber {
                 user_id: claims.sub.clone(),
                 claims,

@@ -104,7 +104,7 @@ impl Services {
             build_sender(&config.otp)?,
             config.otp.clone(),
         );
-        let tokens = Tokens::new(secrets.token_key(), config.security.access_token_ttl_secs);
+        let tokens = Tokens::configured(&config.security, secrets.token_key());
         let lifecycle = &config.lifecycle;
         let email = crate::otp::sender_of(
             lifecycle.email_sender,

@@ -1,12 +1,16 @@
 //! `POST /api/v1/password`: a subscriber changes their password.
+//!
+//! The current password is checked within the login budget (`budget`), and a change ends every
+//! session of the user (the caller's too): tokens issued before it are refused.
 
 use serde_json::json;
 
-use super::{check_policy, hash_password_async, verify_password_async, AuthError};
+use super::{budget, check_policy, hash_password_async, session, AuthError};
 use crate::db::repo;
 use crate::services::Services;
 
-/// Checks the current password, the policy, and that the new one differs; then stores it.
+/// Checks the current password, the policy, and that the new one differs; then stores it and
+/// ends every session.
 pub async fn change_password(
     services: &Services,
     user_id: &str,
@@ -20,11 +24,13 @@ pub async fn change_password(
     let user = repo::users::find(&services.db, user_id)
         .await?
         .ok_or(AuthError::InvalidToken)?;
-    let ok = verify_password_async(password.to_owned(), user.password_hash).await?;
+    let ok = budget::check_user_password(services, user_id, &user.password_hash, password).await?;
     let outcome = if ok { "ok" } else { "wrong_password" };
     if ok {
         let hash = hash_password_async(new_password.to_owned()).await?;
         repo::users::set_password(&services.db, user_id, &hash).await?;
+        // After the new hash is stored: a login racing the change gets the old epoch.
+        session::end_sessions(&services.kv, user_id).await?;
     }
     services
         .audit

@@ -1,10 +1,18 @@
 //! `auth/login`: with user id and password, or with a refresh token (which rotates it).
+//!
+//! Every outcome but a refusal before any check (429) is audited with the client's address and
+//! User-Agent: `auth.login` ok / wrong_password (actor: the user id given, bounded),
+//! `auth.refresh` ok / replayed (a rotated refresh token came back: every session ended).
 
 use std::sync::OnceLock;
 
-use super::{hash_password, session, verify_password_async, AccessToken, AuthError};
+use serde_json::{json, Value};
+
+use super::budget::{self, argon2_queue};
+use super::session::{self, Redeemed};
+use super::{hash_password, verify_password_bounded, AccessToken, AuthError};
 use crate::db::repo;
-use crate::kv::KvError;
+use crate::model::Origin;
 use crate::services::Services;
 
 /// A hash to verify against when the user does not exist, so both paths cost one Argon2 run.
@@ -25,114 +33,185 @@ pub struct LoginResult {
     pub refresh_token: Option<String>,
 }
 
-/// Wrong passwords of `user_id` in the current window; refuses once the limit is reached.
-async fn failures_so_far(services: &Services, user_id: &str) -> Result<(), AuthError> {
-    let key = services.kv.key(&format!("login-fail:{user_id}"));
-    let mut conn = services.kv.conn();
-    let (count, ttl): (Option<u32>, i64) = redis::pipe()
-        .get(&key)
-        .ttl(&key)
-        .query_async(&mut conn)
-        .await
-        .map_err(KvError)?;
-    if count.unwrap_or(0) >= services.config.security.login_max_failures {
-        return Err(AuthError::TooManyAttempts {
-            retry_after_secs: u64::try_from(ttl).unwrap_or(1).max(1),
-        });
+/// The audit actor for a user id given by an unauthenticated client: at most 64 characters,
+/// no control characters.
+fn bounded_actor(user_id: &str) -> String {
+    let actor: String = user_id
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if actor.is_empty() {
+        "-".to_owned()
+    } else {
+        actor
     }
-    Ok(())
 }
 
-/// Counts a wrong password (the window starts at the first one).
-async fn count_failure(services: &Services, user_id: &str) -> Result<(), AuthError> {
-    let key = services.kv.key(&format!("login-fail:{user_id}"));
-    let mut conn = services.kv.conn();
-    let () = redis::pipe()
-        .atomic()
-        .incr(&key, 1)
-        .ignore()
-        .cmd("EXPIRE")
-        .arg(&key)
-        .arg(services.config.security.login_window_secs)
-        .arg("NX")
-        .ignore()
-        .query_async(&mut conn)
-        .await
-        .map_err(KvError)?;
-    Ok(())
+/// The audit detail: `fields` and where the request came from.
+fn detail(origin: &Origin, fields: Value) -> Value {
+    let mut detail = origin.audit_fields();
+    if let Value::Object(fields) = fields {
+        detail.extend(fields);
+    }
+    Value::Object(detail)
 }
 
-/// Checks the password of `user_id`. Wrong passwords are counted per user id (known or not):
-/// past the limit, logins are refused until the window ends, so passwords cannot be guessed
-/// faster than `login_max_failures` per window.
+/// Checks the password of `user_id` within the user's and the address's budgets (reserved
+/// before Argon2 runs, given back when right). Unknown users cost the same Argon2 run.
 async fn check_password(
     services: &Services,
     user_id: &str,
     password: &str,
+    origin: &Origin,
 ) -> Result<String, AuthError> {
-    if !crate::enrolment::valid_user_id(user_id) {
-        // No such user can exist: refused (after the same Argon2 cost), nothing stored.
-        return check_password_once(services, user_id, password).await;
-    }
-    failures_so_far(services, user_id).await?;
-    let result = check_password_once(services, user_id, password).await;
-    if let Err(AuthError::InvalidCredentials) = result {
-        count_failure(services, user_id).await?;
-    }
-    result
-}
-
-async fn check_password_once(
-    services: &Services,
-    user_id: &str,
-    password: &str,
-) -> Result<String, AuthError> {
-    let user = repo::users::find(&services.db, user_id).await?;
+    let reservation = budget::reserve(services, Some(user_id), origin.addr).await?;
+    let user = match repo::users::find(&services.db, user_id).await {
+        Ok(user) => user,
+        Err(e) => {
+            reservation.give_back(services).await?;
+            return Err(e.into());
+        }
+    };
     let phc = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let matches = verify_password_async(password.to_owned(), phc).await?;
+    let checked = verify_password_bounded(password.to_owned(), phc, argon2_queue(services)).await;
+    let checked = checked.map(|matches| matches && user.is_some());
+    reservation.settle(services, &checked).await?;
+    let ok = checked?;
+    services
+        .audit
+        .record(
+            &bounded_actor(user_id),
+            "auth.login",
+            None,
+            if ok { "ok" } else { "wrong_password" },
+            detail(origin, json!({ "method": "password" })),
+        )
+        .await?;
     match user {
-        Some(user) if matches => Ok(user.user_id),
+        Some(user) if ok => Ok(user.user_id),
         _ => Err(AuthError::InvalidCredentials),
     }
 }
 
-/// Logs in; `remember_me` adds a refresh token. A redeemed refresh token is always replaced.
+/// Redeems a refresh token: its user, family and epoch. A replay is audited and refused.
+async fn redeem(
+    services: &Services,
+    token: &str,
+    origin: &Origin,
+) -> Result<(String, String, u64), AuthError> {
+    let redeemed = session::redeem_refresh(
+        &services.kv,
+        token,
+        services.config.csc.refresh_token_ttl_secs,
+    )
+    .await
+    .map_err(|e| match e {
+        AuthError::InvalidToken => AuthError::InvalidCredentials,
+        other => other,
+    })?;
+    match redeemed {
+        Redeemed::Granted {
+            user_id,
+            family,
+            epoch,
+        } => {
+            services
+                .audit
+                .record(
+                    &user_id,
+                    "auth.refresh",
+                    None,
+                    "ok",
+                    detail(origin, json!({ "family": family })),
+                )
+                .await?;
+            Ok((user_id, family, epoch))
+        }
+        Redeemed::Replayed { user_id, family } => {
+            tracing::warn!(
+                user_id,
+                family,
+                "rotated refresh token replayed: sessions ended"
+            );
+            services
+                .audit
+                .record(
+                    &user_id,
+                    "auth.refresh",
+                    None,
+                    "replayed",
+                    detail(
+                        origin,
+                        json!({ "family": family, "revoked": "every session of the user" }),
+                    ),
+                )
+                .await?;
+            Err(AuthError::InvalidCredentials)
+        }
+    }
+}
+
+/// Logs in; `remember_me` adds a refresh token. A redeemed refresh token is always replaced,
+/// by one of the same family and epoch.
 pub async fn login(
     services: &Services,
     method: LoginMethod,
     remember_me: bool,
+    origin: &Origin,
 ) -> Result<LoginResult, AuthError> {
-    let (user_id, rotate) = match method {
+    let (user_id, family, epoch) = match method {
         LoginMethod::Password { user_id, password } => {
-            (check_password(services, &user_id, &password).await?, false)
+            let user_id = check_password(services, &user_id, &password, origin).await?;
+            let epoch = session::current_epoch(&services.kv, &user_id).await?;
+            let family = remember_me.then(session::new_family);
+            (user_id, family, epoch)
         }
-        LoginMethod::RefreshToken(token) => (
-            session::redeem_refresh(&services.kv, &token)
-                .await
-                .map_err(|e| match e {
-                    AuthError::InvalidToken => AuthError::InvalidCredentials,
-                    other => other,
-                })?,
-            true,
-        ),
+        LoginMethod::RefreshToken(token) => {
+            let (user_id, family, epoch) = redeem(services, &token, origin).await?;
+            (user_id, Some(family), epoch)
+        }
     };
-    let access = services.tokens.issue(&user_id)?;
-    let refresh_token = if remember_me || rotate {
-        Some(
+    let access = services.tokens.issue(&user_id, epoch)?;
+    let refresh_token = match family {
+        Some(family) => Some(
             session::issue_refresh(
                 &services.kv,
                 &user_id,
+                &family,
+                epoch,
                 services.config.csc.refresh_token_ttl_secs,
             )
             .await?,
-        )
-    } else {
-        None
+        ),
+        None => None,
     };
     Ok(LoginResult {
         access,
         refresh_token,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_from_clients_are_bounded() {
+        assert_eq!(bounded_actor("alice"), "alice");
+        assert_eq!(bounded_actor(&"x".repeat(300)).len(), 64);
+        assert_eq!(bounded_actor("a\nb\u{0}"), "ab");
+        assert_eq!(bounded_actor(""), "-");
+    }
+
+    #[test]
+    fn details_carry_the_origin() {
+        let origin = Origin::new("127.0.0.1".parse().ok(), Some("k6"));
+        let d = detail(&origin, json!({ "method": "password" }));
+        assert_eq!(d["client_addr"], "127.0.0.1");
+        assert_eq!(d["user_agent"], "k6");
+        assert_eq!(d["method"], "password");
+    }
 }

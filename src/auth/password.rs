@@ -4,6 +4,7 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use tokio::sync::Semaphore;
 
@@ -64,17 +65,61 @@ pub fn check_policy(password: &str) -> Result<(), PolicyViolation> {
     Ok(())
 }
 
-/// Runs an Argon2 computation on the blocking pool, at most one per core at a time: each
-/// takes ~19 MiB, so unbounded concurrent logins would be a memory (and CPU) amplifier.
+/// The Argon2 slots: at most one computation per core at a time, since each takes ~19 MiB, so
+/// unbounded concurrent logins would be a memory (and CPU) amplifier.
+fn permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| Semaphore::new(threads_or_cores(0)))
+}
+
+/// Password checks waiting for a slot now (process-wide, as the slots are).
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// One place in the queue; leaving it (served, refused or cancelled) frees it.
+struct Waiting;
+
+impl Waiting {
+    /// A place, unless `max_waiting` are already waiting.
+    fn join(max_waiting: usize) -> Option<Waiting> {
+        WAITING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max_waiting).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Waiting)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs an Argon2 computation on the blocking pool, in one of the slots. With `max_waiting`,
+/// a caller that would queue behind that many others is refused at once (`Busy`): an
+/// unauthenticated burst cannot pile up without bound in front of the CPU.
 async fn argon2_task<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
+    max_waiting: Option<usize>,
 ) -> Result<T, AuthError> {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    let permits = PERMITS.get_or_init(|| Semaphore::new(threads_or_cores(0)));
-    let _permit = permits
-        .acquire()
-        .await
-        .map_err(|e| AuthError::Hashing(e.to_string()))?;
+    let _permit = match permits().try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            let place = match max_waiting {
+                Some(max) => Some(Waiting::join(max).ok_or(AuthError::Busy {
+                    retry_after_secs: 1,
+                })?),
+                None => None,
+            };
+            let permit = permits()
+                .acquire()
+                .await
+                .map_err(|e| AuthError::Hashing(e.to_string()))?;
+            drop(place);
+            permit
+        }
+    };
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AuthError::Hashing(e.to_string()))
@@ -82,12 +127,22 @@ async fn argon2_task<T: Send + 'static>(
 
 /// `hash_password` off the async executor, bounded.
 pub async fn hash_password_async(password: String) -> Result<String, AuthError> {
-    argon2_task(move || hash_password(&password)).await?
+    argon2_task(move || hash_password(&password), None).await?
 }
 
 /// `verify_password` off the async executor, bounded.
 pub async fn verify_password_async(password: String, phc: String) -> Result<bool, AuthError> {
-    argon2_task(move || verify_password(&password, &phc)).await
+    argon2_task(move || verify_password(&password, &phc), None).await
+}
+
+/// `verify_password` off the async executor, refused (`Busy`) rather than queued behind
+/// `max_waiting` other checks.
+pub async fn verify_password_bounded(
+    password: String,
+    phc: String,
+    max_waiting: usize,
+) -> Result<bool, AuthError> {
+    argon2_task(move || verify_password(&password, &phc), Some(max_waiting)).await
 }
 
 /// Argon2id PHC string of `password` with a fresh salt.

@@ -1,11 +1,21 @@
 //! Access tokens: short-lived HS256 JWTs, verified locally.
+//!
+//! The key is `security.jwt_secret` (or, when that is empty, the key derived from
+//! `token_secret`, as before). Each token names its key in the `kid` header; during a rotation
+//! the current key signs and `jwt_secret_previous` still verifies, so nobody is logged out. A
+//! token naming any other key is refused; one without `kid` (issued before key ids) is tried
+//! against both.
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use openssl::sha::sha256;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::AuthError;
+use crate::config::SecurityConfig;
 
 const ISSUER: &str = "sigillo";
 
@@ -19,6 +29,9 @@ pub struct Claims {
     /// Unique id, for revocation.
     pub jti: String,
     pub iss: String,
+    /// The user's session epoch when issued (absent in older tokens: 0).
+    #[serde(default)]
+    pub ep: u64,
 }
 
 /// An issued access token.
@@ -28,29 +41,66 @@ pub struct AccessToken {
     pub expires_in: u64,
 }
 
-/// Issues and verifies access tokens.
-pub struct Tokens {
+/// One HS256 key and its id.
+struct Key {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Key {
+    fn new(secret: &[u8]) -> Key {
+        Key {
+            kid: key_id(secret),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+}
+
+/// The `kid` of a key: 64 bits of a labelled SHA-256, which names the key without revealing it.
+fn key_id(secret: &[u8]) -> String {
+    let digest = sha256(&[b"sigillo-jwt-kid\0".as_slice(), secret].concat());
+    hex::encode(digest.get(..8).unwrap_or_default())
+}
+
+/// Issues and verifies access tokens.
+pub struct Tokens {
+    current: Key,
+    previous: Option<Key>,
     validation: Validation,
     ttl_secs: u64,
 }
 
 impl Tokens {
-    pub fn new(key: &[u8], ttl_secs: u64) -> Self {
+    /// Signs with `current`; also accepts tokens of `previous` (a key being rotated out).
+    pub fn new(current: &[u8], previous: Option<&[u8]>, ttl_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 5;
         Tokens {
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
+            current: Key::new(current),
+            previous: previous.map(Key::new),
             validation,
             ttl_secs,
         }
     }
 
-    pub fn issue(&self, user_id: &str) -> Result<AccessToken, AuthError> {
+    /// The keys `security` configures; `derived` (from `token_secret`) when `jwt_secret` is empty.
+    pub fn configured(security: &SecurityConfig, derived: &[u8]) -> Self {
+        let current = if security.jwt_secret.is_empty() {
+            derived
+        } else {
+            security.jwt_secret.expose().as_bytes()
+        };
+        let previous = (!security.jwt_secret_previous.is_empty())
+            .then(|| security.jwt_secret_previous.expose().as_bytes());
+        Tokens::new(current, previous, security.access_token_ttl_secs)
+    }
+
+    /// An access token of `user_id` for session `epoch`.
+    pub fn issue(&self, user_id: &str, epoch: u64) -> Result<AccessToken, AuthError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -58,8 +108,11 @@ impl Tokens {
             exp: now.saturating_add(i64::try_from(self.ttl_secs).unwrap_or(i64::MAX)),
             jti: Uuid::new_v4().to_string(),
             iss: ISSUER.to_owned(),
+            ep: epoch,
         };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current.kid.clone());
+        let token = encode(&header, &claims, &self.current.encoding)
             .map_err(|_| AuthError::InvalidToken)?;
         Ok(AccessToken {
             token,
@@ -67,11 +120,20 @@ impl Tokens {
         })
     }
 
-    /// The claims of a valid token; any defect is `InvalidToken`.
+    /// The claims of a valid token; any defect (an unknown `kid` included) is `InvalidToken`.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|_| AuthError::InvalidToken)
+        let header = decode_header(token).map_err(|_| AuthError::InvalidToken)?;
+        let keys = [Some(&self.current), self.previous.as_ref()];
+        let candidates = keys
+            .into_iter()
+            .flatten()
+            .filter(|key| header.kid.as_ref().is_none_or(|kid| *kid == key.kid));
+        for key in candidates {
+            if let Ok(data) = decode::<Claims>(token, &key.decoding, &self.validation) {
+                return Ok(data.claims);
+            }
+        }
+        Err(AuthError::InvalidToken)
     }
 }
 
@@ -79,22 +141,73 @@ impl Tokens {
 mod tests {
     use super::*;
 
+    const K1: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const K2: &[u8] = b"fedcba9876543210fedcba9876543210";
+
     #[test]
     fn issued_tokens_verify_and_forged_ones_do_not() {
-        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", 60);
-        let t = tokens.issue("alice").unwrap();
-        assert_eq!(tokens.verify(&t.token).unwrap().sub, "alice");
-        let other = Tokens::new(b"fedcba9876543210fedcba9876543210", 60);
+        let tokens = Tokens::new(K1, None, 60);
+        let t = tokens.issue("alice", 4).unwrap();
+        let claims = tokens.verify(&t.token).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.ep), ("alice", 4));
+        let other = Tokens::new(K2, None, 60);
         assert!(other.verify(&t.token).is_err());
         assert!(tokens.verify("not.a.token").is_err());
     }
 
     #[test]
     fn expired_tokens_are_refused() {
-        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", 0);
-        let mut claims = tokens.verify(&tokens.issue("bob").unwrap().token).unwrap();
+        let tokens = Tokens::new(K1, None, 0);
+        let mut claims = tokens
+            .verify(&tokens.issue("bob", 0).unwrap().token)
+            .unwrap();
         claims.exp -= 3600;
-        let stale = encode(&Header::new(Algorithm::HS256), &claims, &tokens.encoding).unwrap();
+        let stale = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &tokens.current.encoding,
+        )
+        .unwrap();
         assert!(tokens.verify(&stale).is_err());
+    }
+
+    #[test]
+    fn tokens_name_their_key_and_rotation_keeps_the_previous_one() {
+        let before = Tokens::new(K1, None, 60);
+        let old = before.issue("carol", 0).unwrap().token;
+        let kid = decode_header(&old).unwrap().kid.unwrap();
+        assert_eq!(kid, key_id(K1));
+        assert_eq!(kid.len(), 16);
+        assert_ne!(key_id(K1), key_id(K2));
+
+        let rotated = Tokens::new(K2, Some(K1), 60);
+        assert_eq!(rotated.verify(&old).unwrap().sub, "carol");
+        let new = rotated.issue("carol", 0).unwrap().token;
+        assert_eq!(decode_header(&new).unwrap().kid.unwrap(), key_id(K2));
+        assert!(rotated.verify(&new).is_ok());
+        // Once the previous key is dropped, its tokens stop working.
+        let after = Tokens::new(K2, None, 60);
+        assert!(after.verify(&old).is_err());
+        assert!(after.verify(&new).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_kid_is_refused_even_with_a_valid_signature() {
+        let tokens = Tokens::new(K1, None, 60);
+        let claims = tokens
+            .verify(&tokens.issue("dave", 0).unwrap().token)
+            .unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("0000000000000000".into());
+        let odd = encode(&header, &claims, &tokens.current.encoding).unwrap();
+        assert!(tokens.verify(&odd).is_err());
+        // Tokens from before key ids carry none: tried against the known keys.
+        let legacy = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &tokens.current.encoding,
+        )
+        .unwrap();
+        assert_eq!(tokens.verify(&legacy).unwrap().sub, "dave");
     }
 }

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::v2_wire::{LoginRequest, LoginResponse, RevokeRequest};
-use crate::auth::{self, session, AuthError, LoginMethod};
+use crate::auth::{self, AuthError, LoginMethod};
 use crate::error::ApiError;
-use crate::extract::{BasicAuth, Subscriber};
+use crate::extract::{BasicAuth, ClientOrigin, Subscriber};
 use crate::services::Services;
 
 /// `POST /csc/v*/auth/login`: HTTP Basic user id and password, or a `refresh_token` in the
@@ -13,6 +13,7 @@ use crate::services::Services;
 pub async fn login(
     services: web::Data<Services>,
     req: HttpRequest,
+    ClientOrigin(origin): ClientOrigin,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request: LoginRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -30,7 +31,7 @@ pub async fn login(
         (None, Some(token)) => LoginMethod::RefreshToken(token),
         (None, None) => return Err(BasicAuth::required()),
     };
-    let result = auth::login(&services, method, request.remember_me).await?;
+    let result = auth::login(&services, method, request.remember_me, &origin).await?;
     Ok(HttpResponse::Ok().json(LoginResponse {
         access_token: result.access.token,
         refresh_token: result.refresh_token,
@@ -42,6 +43,7 @@ pub async fn login(
 pub async fn revoke(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    ClientOrigin(origin): ClientOrigin,
     body: web::Json<RevokeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(hint) = body.token_type_hint.as_deref() {
@@ -51,16 +53,11 @@ pub async fn revoke(
             ));
         }
     }
-    session::revoke(
-        &services.kv,
-        &services.tokens,
-        &subscriber.user_id,
-        &body.token,
-    )
-    .await
-    .map_err(|e| match e {
-        AuthError::InvalidToken => ApiError::invalid_request("Invalid parameter token"),
-        other => other.into(),
-    })?;
+    auth::logout(&services, &subscriber.user_id, &body.token, &origin)
+        .await
+        .map_err(|e| match e {
+            AuthError::InvalidToken => ApiError::invalid_request("Invalid parameter token"),
+            other => other.into(),
+        })?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -253,6 +253,15 @@ async fn remember_me_refresh_tokens_rotate_and_can_be_revoked() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "access_denied");
+    // That replay ended the family (tests/it/sessions.rs): log in again.
+    let again: Value = login(json!({ "rememberMe": true }), true)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let next = again["refresh_token"].as_str().unwrap().to_owned();
+    let access = again["access_token"].as_str().unwrap().to_owned();
     // Revoking the new one kills it.
     let res = app
         .client

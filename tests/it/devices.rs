@@ -113,6 +113,8 @@ async fn an_sms_user_moves_to_an_app_and_back_to_a_new_phone() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // The change ended every session (tests/it/sessions.rs): log in again.
+    let token = app.login(&user).await;
 
     // Now a TOTP user: the same app code is not accepted again (replay), the SMS path is closed.
     let credential = app.create_credential(&user, "ec-p256", "signing").await;
@@ -170,6 +172,7 @@ async fn an_sms_user_moves_to_an_app_and_back_to_a_new_phone() {
         "{}",
         res.text().await.unwrap()
     );
+    let token = app.login(&user).await;
     // SMS OTPs now go to the new phone and activate the credential.
     let otp = app.sms_otp(&token, &credential.id).await;
     assert_eq!(code_to(&app, new_phone), otp);

@@ -495,5 +495,8 @@ async fn portal_calls_are_audited() {
         .await
         .unwrap();
     let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(actions, vec!["portal.credentials", "portal.notifications"]);
+    assert_eq!(
+        actions,
+        vec!["auth.login", "portal.credentials", "portal.notifications"]
+    );
 }

@@ -136,3 +136,134 @@ async fn wrong_passwords_are_throttled_per_user() {
         StatusCode::OK
     );
 }
+
+/// 80 wrong passwords for one user at once: at most `login_max_failures` of them are checked
+/// (answered 401), the rest are refused before Argon2 (429); then the right password waits too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_passwords_never_exceed_the_budget() {
+    let app = TestApp::spawn_with(|c| {
+        c.security.login_max_failures = 10;
+        c.security.login_window_secs = 600;
+        c.security.login_max_failures_per_addr = 1000;
+        c.security.argon2_queue = 1000;
+    })
+    .await;
+    let user = app.create_user("sms").await;
+    let burst = (0..80).map(|i| {
+        app.client
+            .post(format!("{}/csc/v2/auth/login", app.public))
+            .basic_auth(&user.user_id, Some(format!("Wrong-Password-{i}")))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + limited, 80, "{statuses:?}");
+    assert!(
+        (1..=10).contains(&checked),
+        "{checked} wrong passwords were checked, the budget is 10"
+    );
+    let res = app
+        .client
+        .post(format!("{}/csc/v2/auth/login", app.public))
+        .basic_auth(&user.user_id, Some(&user.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+}
+
+/// One client address guessing many user ids is stopped by its own budget; other addresses
+/// (here: the same users, once the address window is the only one spent) are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_are_throttled_per_client_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.security.login_max_failures = 100;
+        c.security.login_max_failures_per_addr = 4;
+        c.security.login_window_secs = 600;
+    })
+    .await;
+    let user = app.create_user("sms").await;
+    let login = |user_id: String, password: String| {
+        app.client
+            .post(format!("{}/csc/v2/auth/login", app.public))
+            .basic_auth(user_id, Some(password))
+            .send()
+    };
+    let burst = (0..20).map(|i| login(format!("guess-{i}"), "Wrong-Password-1".into()));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(burst)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(checked, 4, "{statuses:?}");
+    let res = login(user.user_id.clone(), user.password.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "access_denied");
+}
+
+/// A burst of logins larger than the Argon2 queue: those that would wait behind a full queue
+/// are answered 429 at once (not queued), and right passwords give their attempt back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_argon2_queue_answers_429_at_once() {
+    let app = TestApp::spawn_with(|c| {
+        c.security.argon2_queue = 1;
+        // Attempts in flight hold a reservation too: room for the whole burst.
+        c.security.login_max_failures = 1000;
+        c.security.login_max_failures_per_addr = 1000;
+    })
+    .await;
+    let user = app.create_user("sms").await;
+    let burst = (0..40).map(|_| {
+        app.client
+            .post(format!("{}/csc/v2/auth/login", app.public))
+            .basic_auth(&user.user_id, Some(&user.password))
+            .send()
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    let mut ok = 0;
+    let mut busy = 0;
+    for res in answers {
+        let res = res.unwrap();
+        match res.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(res.headers()["retry-after"], "1");
+                let body = res.json::<Value>().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "no login was refused: the queue is unbounded");
+    assert!(ok > 0);
+    assert_eq!(ok + busy, 40);
+    // Right passwords and refused checks gave their attempts back.
+    let mut conn = app.services().kv.conn();
+    let left: Option<u32> = redis::AsyncCommands::get(
+        &mut conn,
+        app.services().kv.user_key(&user.user_id, &["login-fail"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(left, None);
+}

@@ -21,5 +21,6 @@ mod otp;
 mod pyhanko;
 mod renewal;
 mod secrecy;
+mod sessions;
 mod sole_control;
 mod support;

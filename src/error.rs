@@ -278,7 +278,9 @@ impl From<CredentialError> for ApiError {
 impl From<SadError> for ApiError {
     fn from(err: SadError) -> Self {
         match err {
-            SadError::TokenRevoked => ApiError::invalid_token(err.to_string()),
+            SadError::TokenRevoked | SadError::SessionEnded => {
+                ApiError::invalid_token(err.to_string())
+            }
             _ => ApiError::invalid_request(err.to_string()),
         }
     }
@@ -489,6 +491,7 @@ mod tests {
     #[test]
     fn signing_errors() {
         assert_eq!(code(SadError::TokenRevoked), (401, "invalid_token"));
+        assert_eq!(code(SadError::SessionEnded), (401, "invalid_token"));
         for e in [
             SadError::Unknown,
             SadError::OtherCredential,

@@ -60,6 +60,7 @@ pub async fn sign_hash(
     let claim = Claim {
         user_id: &cmd.claims.sub,
         jti: &cmd.claims.jti,
+        epoch: cmd.claims.ep,
         sad: &cmd.sad,
         credential_id: cmd.credential_id,
         family: cmd.algo.family(),

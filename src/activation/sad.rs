@@ -41,6 +41,8 @@ use crate::model::Purpose;
 pub enum SadError {
     #[error("the access token was revoked")]
     TokenRevoked,
+    #[error("the session ended (password or OTP device changed): log in again")]
+    SessionEnded,
     #[error("Invalid parameter SAD: unknown or expired")]
     Unknown,
     #[error("Invalid parameter SAD: it was issued for another credential")]
@@ -186,6 +188,9 @@ pub struct NewSad<'a> {
 pub struct Claim<'a> {
     pub user_id: &'a str,
     pub jti: &'a str,
+    /// The session epoch the access token carries (`auth::session`): a token of an ended
+    /// session signs nothing, checked in the same round trip.
+    pub epoch: u64,
     pub sad: &'a str,
     pub credential_id: Uuid,
     pub family: KeyFamily,
@@ -365,14 +370,16 @@ pub async fn release(kv: &Kv, user_id: &str, credential_id: Uuid) -> Result<(), 
     Ok(())
 }
 
-/// KEYS: sad hash, hash-tag set, revoked-token marker, credential hold, generation (the
-/// last three read by one MGET: three Redis calls in all on the hot path).
-/// ARGV: credential, count, key family, hash OID, hash tags…
+/// KEYS: sad hash, hash-tag set, revoked-token marker, credential hold, generation, session
+/// epoch (the last four read by one MGET: three Redis calls in all on the hot path).
+/// ARGV: credential, count, key family, hash OID, the token's session epoch, hash tags…
+/// The epoch is compared as `auth::session` does: the stored decimal string, missing = '0'.
 /// Returns {'1', left, key algo, SAD id, authorised, hash OID, bound, deadline, database
 /// generation, serial, HMAC} or {error code, detail}.
 const CONSUME: &str = r"
-local held = redis.call('MGET', KEYS[3], KEYS[4], KEYS[5])
+local held = redis.call('MGET', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 if held[1] then return {'-1', '0'} end
+if (held[4] or '0') ~= ARGV[5] then return {'-10', '0'} end
 if held[2] then return {'-9', '0'} end
 local sad = redis.call('HMGET', KEYS[1], 'cred', 'n', 'alg', 'bound', 'kt', 'pu', 'key', 'g',
   'sid', 'N', 'dl', 'dg', 'sn', 'm')
@@ -387,13 +394,13 @@ if not left or asked > left then return {'-4', tostring(left or 0)} end
 if sad[3] ~= '' and sad[3] ~= ARGV[4] then return {'-5', '0'} end
 if sad[4] == '1' then
   local seen = {}
-  for i = 5, #ARGV do
+  for i = 6, #ARGV do
     if seen[ARGV[i]] or redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 0 then
-      return {'-6', tostring(i - 4)}
+      return {'-6', tostring(i - 5)}
     end
     seen[ARGV[i]] = true
   end
-  for i = 5, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
+  for i = 6, #ARGV do redis.call('SREM', KEYS[2], ARGV[i]) end
 end
 redis.call('HSET', KEYS[1], 'n', left - asked)
 return {'1', tostring(left - asked), sad[7] or '', sad[9] or '', sad[10] or '', sad[3] or '',
@@ -423,10 +430,12 @@ pub async fn consume(
         .key(&revoked)
         .key(hold_key(kv, claim.user_id, claim.credential_id))
         .key(generation_key(kv, claim.user_id, claim.credential_id))
+        .key(crate::auth::session::epoch_key(kv, claim.user_id))
         .arg(&credential)
         .arg(asked)
         .arg(claim.family.as_str())
-        .arg(claim.hash_alg.oid());
+        .arg(claim.hash_alg.oid())
+        .arg(claim.epoch);
     for tag in claim.tags {
         invocation.arg(tag);
     }
@@ -437,6 +446,7 @@ pub async fn consume(
     Ok(match field(0) {
         "1" => verify(seal, claim, sad_id, &credential, &reply, detail),
         "-1" => Err(SadError::TokenRevoked),
+        "-10" => Err(SadError::SessionEnded),
         "-3" => Err(SadError::OtherCredential),
         "-4" => Err(SadError::Exhausted {
             left: detail,

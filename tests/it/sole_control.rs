@@ -548,3 +548,43 @@ async fn a_pin_blocked_credential_signs_nothing_with_the_sads_it_had() {
         .await;
     spent(&got);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_an_ended_session_signs_nothing() {
+    let app = TestApp::spawn_with(|c| {
+        c.otp.send_limit = 100;
+        c.csc.scal = "1".into();
+    })
+    .await;
+    let (user, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let (_, body) = app
+        .authorize(Csc::V2, &token, &credential, &pin, 5, None, None)
+        .await;
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    // Someone else changes the password (from another session): every session ends, and the
+    // signHash check of the token happens in the SAD's own round trip.
+    let other = app.login(&user).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/password",
+            Some(&other),
+            json!({ "password": user.password, "new_password": "Another-Secret-77!" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for v in [Csc::V2, Csc::V1] {
+        let got = app
+            .sign_hash(
+                v,
+                &token,
+                &credential,
+                &sad,
+                &digests(1, 32),
+                None,
+                ES256,
+                None,
+            )
+            .await;
+        assert_error(&got, StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+}

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -252,14 +253,25 @@ fn generate_pair(
         attrs.push(Attribute::Id(id.to_vec()));
         attrs.push(Attribute::Label(label.as_bytes().to_vec()));
     };
-    let mut public = vec![Attribute::Verify(true), Attribute::Private(false)];
+    // The public half verifies and does nothing else (no encryption or wrapping under it).
+    let mut public = vec![
+        Attribute::Verify(true),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Private(false),
+    ];
     common(&mut public);
     // The private key never leaves the token: sensitive, not extractable, not wrappable out.
+    // It signs and does nothing else: no decryption, unwrapping or key derivation with it.
     let mut private = vec![
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::SignRecover(false),
     ];
     common(&mut private);
     let _store = object_store_lock();
@@ -271,10 +283,23 @@ fn generate_pair(
         public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
         Mechanism::RsaPkcsKeyPairGen
     };
-    session
-        .generate_key_pair(&mechanism, &public, &private)
-        .map(|(_, private)| private)
-        .map_err(|e| classify("C_GenerateKeyPair", e))
+    // And only with the mechanisms of its signature algorithms (`hsm/mechanism.rs`), where
+    // the token knows CKA_ALLOWED_MECHANISMS (SoftHSM2 ≥ 2.6 does and enforces it).
+    let mut restricted = private.clone();
+    restricted.push(Attribute::AllowedMechanisms(
+        algo.family().allowed_mechanisms().to_vec(),
+    ));
+    match session.generate_key_pair(&mechanism, &public, &restricted) {
+        Ok((_, private)) => Ok(private),
+        Err(CkError::Pkcs11(RvError::AttributeTypeInvalid, _)) => {
+            tracing::warn!("the token does not know CKA_ALLOWED_MECHANISMS; key left unrestricted");
+            session
+                .generate_key_pair(&mechanism, &public, &private)
+                .map(|(_, private)| private)
+                .map_err(|e| classify("C_GenerateKeyPair", e))
+        }
+        Err(e) => Err(classify("C_GenerateKeyPair", e)),
+    }
 }
 
 /// The HSM jobs of a batch of `n` hashes, as consecutive ranges of it. One job per worker

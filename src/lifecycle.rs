@@ -3,6 +3,14 @@
 //! Invariant: a suspension or revocation stops the credential's outstanding SADs at once on
 //! every gateway node — the Redis hold is set BEFORE the database changes, and checked by the
 //! same Lua script that consumes a SAD. A revoked credential never signs again.
+//!
+//! Revocation is final in the HSM too: once it is committed in PostgreSQL, the credential's
+//! private key is destroyed (`C_DestroyObject`); the certificate, the public key and the
+//! history stay. A suspension keeps the key. A destruction that fails after the commit leaves
+//! the revocation final (PostgreSQL refuses every authorize of a revoked credential) and is
+//! logged, audited as `credential.key_destroy`/`failed`, and retried by the next revoke of
+//! that credential and by the sweep every gateway runs at start-up
+//! ([`destroy_revoked_keys`]).
 
 use serde_json::json;
 use uuid::Uuid;
@@ -71,6 +79,12 @@ pub async fn change_status(
             json!({ "reason": reason, "from": credential.status.as_str() }),
         )
         .await?;
+    // Committed (or committed earlier, if this is a second revoke): the key goes for good.
+    let revoked = outcome == Some(CredentialStatus::Revoked)
+        || (outcome.is_none() && credential.status == CredentialStatus::Revoked);
+    if matches!(change, OperatorChange::Revoke) && revoked {
+        destroy_key(services, id).await;
+    }
     match outcome {
         Some(status) => Ok(status),
         None => {
@@ -85,4 +99,50 @@ pub async fn change_status(
             Err(LifecycleError::WrongState(credential.status))
         }
     }
+}
+
+/// Destroys the private key of the revoked credential `id`; a failure is logged and audited,
+/// not returned: the revocation it follows is already final.
+async fn destroy_key(services: &Services, id: Uuid) {
+    let (outcome, detail) = match services
+        .hsm
+        .destroy_private_key(id.as_bytes().to_vec())
+        .await
+    {
+        Ok(objects) => ("ok", json!({ "objects": objects })),
+        Err(e) => {
+            tracing::error!(credential_id = %id, error = %e,
+                "the key of a revoked credential could not be destroyed; retried at the next revoke and at start-up");
+            ("failed", json!({ "error": e.to_string() }))
+        }
+    };
+    if let Err(e) = services
+        .audit
+        .record(
+            "system",
+            "credential.key_destroy",
+            Some(id),
+            outcome,
+            detail,
+        )
+        .await
+    {
+        tracing::error!(credential_id = %id, error = %e, "audit of a key destruction failed");
+    }
+}
+
+/// Start-up sweep: destroys any private key still in the token for a revoked credential (a
+/// destruction that failed after its revocation committed). Costs one query and an in-memory
+/// lookup per revoked credential (the handle cache holds every private key after
+/// [`crate::hsm::Hsm::preload_keys`]). Returns how many keys it destroyed.
+pub async fn destroy_revoked_keys(services: &Services) -> Result<usize, LifecycleError> {
+    let mut destroyed = 0;
+    for id in repo::revoked_ids(&services.db).await? {
+        if services.hsm.caches_private_key(id.as_bytes()) {
+            tracing::warn!(credential_id = %id, "revoked credential still has a key; destroying it");
+            destroy_key(services, id).await;
+            destroyed += 1;
+        }
+    }
+    Ok(destroyed)
 }

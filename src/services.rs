@@ -107,7 +107,7 @@ impl Services {
             &lifecycle.email_outbox_path,
             &lifecycle.email_http_url,
         )?;
-        Ok(Services {
+        let services = Services {
             audit: Audit::start(db.clone(), &metrics),
             metrics,
             config,
@@ -119,6 +119,13 @@ impl Services {
             otp,
             email,
             tokens,
-        })
+        };
+        // A key whose destruction failed after its revocation committed goes now.
+        match crate::lifecycle::destroy_revoked_keys(&services).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::warn!(keys, "keys of revoked credentials destroyed at start-up"),
+            Err(e) => tracing::error!(error = %e, "start-up sweep of revoked keys failed"),
+        }
+        Ok(services)
     }
 }

@@ -477,6 +477,35 @@ impl Hsm {
         self.handles().remove(id);
     }
 
+    /// True if this process holds a handle of the private key `id` (after [`Hsm::preload_keys`]
+    /// at start-up: every private key of the token).
+    pub fn caches_private_key(&self, id: &[u8]) -> bool {
+        self.handles().get(PRIVATE, id).is_some()
+    }
+
+    /// Destroys the private key `id` (revocation: the public key may stay, it certifies
+    /// nothing the certificate does not already say). Returns how many objects were destroyed;
+    /// 0 when there was none left, so a retry is harmless. The cached handle is dropped before
+    /// and after, so that a signature racing the destruction cannot leave it behind.
+    pub async fn destroy_private_key(&self, id: Vec<u8>) -> Result<usize, HsmError> {
+        self.run_to_end("destroy_private_key", move |session, cache| {
+            cache.remove(&id);
+            let found = find_all(session, ObjectClass::PRIVATE_KEY, &id)?;
+            let destroyed = {
+                let _store = object_store_lock();
+                for handle in &found {
+                    session
+                        .destroy_object(*handle)
+                        .map_err(|e| classify("C_DestroyObject", e))?;
+                }
+                found.len()
+            };
+            cache.remove(&id);
+            Ok(destroyed)
+        })
+        .await
+    }
+
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).
     pub async fn destroy_key_pair(&self, id: Vec<u8>) -> Result<(), HsmError> {
         self.run_to_end("destroy_key_pair", move |session, cache| {

@@ -87,7 +87,7 @@ pub async fn create_user(services: &Services, new: NewUser) -> Result<CreatedUse
     let (totp_secret, totp_uri) = match new.otp_method {
         OtpMethod::Sms => (None, None),
         OtpMethod::Totp => {
-            let enrolment = services.otp.new_totp(&new.user_id)?;
+            let enrolment = services.otp.new_totp(&new.user_id).await?;
             (Some(enrolment.sealed_secret), Some(enrolment.otpauth_uri))
         }
     };

@@ -1,5 +1,5 @@
 //! Key objects: generation (sensitive, non-extractable token keys labelled by their id),
-//! lookup by `CKA_ID` through the handle cache, signing and HMAC.
+//! lookup by `CKA_ID` through the handle cache, signing, HMAC and AES-GCM sealing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -17,6 +18,7 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
+use zeroize::Zeroizing;
 
 use super::error::{classify, HsmError};
 use super::mechanism::SignAlgo;
@@ -387,6 +389,92 @@ impl Hsm {
                 .generate_key(&Mechanism::GenericSecretKeyGen, &template)
                 .map(|_| ())
                 .map_err(|e| classify("C_GenerateKey", e))
+        })
+        .await
+    }
+
+    /// Creates the gateway's own AES-256 key `name` if it does not exist: sensitive,
+    /// non-extractable, usable only to encrypt and decrypt inside the token (sealing).
+    pub async fn ensure_aes_key(&self, name: &str) -> Result<(), HsmError> {
+        let label = format!("{}{name}", self.label_prefix());
+        self.run("ensure_aes_key", move |session, _| {
+            let id = label.as_bytes();
+            if count(session, ObjectClass::SECRET_KEY, id)? > 0 {
+                return Ok(());
+            }
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32u64.into()),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Sign(false),
+                Attribute::Verify(false),
+                Attribute::Wrap(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
+                Attribute::Id(id.to_vec()),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ];
+            let _store = object_store_lock();
+            session
+                .generate_key(&Mechanism::AesKeyGen, &template)
+                .map(|_| ())
+                .map_err(|e| classify("C_GenerateKey(AES)", e))
+        })
+        .await
+    }
+
+    /// AES-256-GCM encryption of `plain` inside the token with the key `key_id`, under the
+    /// 12-byte `nonce` and the additional data `aad`: `ciphertext || tag` (16 bytes).
+    pub async fn aes_gcm_encrypt(
+        &self,
+        key_id: Vec<u8>,
+        nonce: [u8; 12],
+        aad: Vec<u8>,
+        plain: Zeroizing<Vec<u8>>,
+    ) -> Result<Vec<u8>, HsmError> {
+        self.run("aes_gcm_encrypt", move |session, cache| {
+            let key = find(session, cache, ObjectClass::SECRET_KEY, SECRET, &key_id)?;
+            let mut iv = nonce;
+            let params = GcmParams::new(&mut iv, &aad, 128u64.into())
+                .map_err(|_| HsmError::BadOutput("GCM parameters"))?;
+            session
+                .encrypt(&Mechanism::AesGcm(params), key, &plain)
+                .map_err(|e| classify("C_Encrypt(AES-GCM)", e))
+        })
+        .await
+    }
+
+    /// Opens what [`Hsm::aes_gcm_encrypt`] made; `None` when the token finds it not
+    /// authentic (another key, nonce or `aad`, or tampered with).
+    pub async fn aes_gcm_decrypt(
+        &self,
+        key_id: Vec<u8>,
+        nonce: [u8; 12],
+        aad: Vec<u8>,
+        sealed: Vec<u8>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError> {
+        self.run("aes_gcm_decrypt", move |session, cache| {
+            let key = find(session, cache, ObjectClass::SECRET_KEY, SECRET, &key_id)?;
+            let mut iv = nonce;
+            let params = GcmParams::new(&mut iv, &aad, 128u64.into())
+                .map_err(|_| HsmError::BadOutput("GCM parameters"))?;
+            match session.decrypt(&Mechanism::AesGcm(params), key, &sealed) {
+                Ok(plain) => Ok(Some(Zeroizing::new(plain))),
+                Err(CkError::Pkcs11(
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::DataInvalid
+                    | RvError::DataLenRange,
+                    _,
+                )) => Ok(None),
+                Err(e) => Err(classify("C_Decrypt(AES-GCM)", e)),
+            }
         })
         .await
     }

@@ -132,6 +132,16 @@ async fn the_pin_hmac_key_and_ca_keys_are_non_extractable() {
     );
     assert_eq!(hmac.len(), 1, "exactly one PIN HMAC key");
     assert_unreadable(&session, hmac[0]);
+    // The TOTP sealing key and the key the other secrets are derived from: their own keys.
+    for name in ["seal-aes", "derive-hmac"] {
+        let keys = objects(
+            &session,
+            ObjectClass::SECRET_KEY,
+            format!("{prefix}{name}").as_bytes(),
+        );
+        assert_eq!(keys.len(), 1, "exactly one {name} key");
+        assert_unreadable(&session, keys[0]);
+    }
     for name in ["ca-root", "ca-issuing"] {
         let keys = objects(
             &session,

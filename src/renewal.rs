@@ -18,7 +18,7 @@ use crate::audit::AuditError;
 use crate::ca::{CaError, IssueRequest};
 use crate::db::repo::coupons::{self, RenewOutcome, Renewal};
 use crate::db::{repo, DbError};
-use crate::model::{Credential, CredentialStatus};
+use crate::model::{Credential, CredentialStatus, Operator};
 use crate::services::Services;
 
 /// A renewed certificate is valid this long after the old expiry.
@@ -66,8 +66,19 @@ fn coupon_hash(coupon: &str) -> Vec<u8> {
 pub async fn create_coupons(
     services: &Services,
     count: usize,
+    operator: &Operator,
 ) -> Result<Vec<String>, RenewalError> {
     if !(1..=MAX_COUPONS).contains(&count) {
+        services
+            .audit
+            .record(
+                &operator.name,
+                "coupons.create",
+                None,
+                "refused",
+                operator.audit_detail(json!({ "count": count })),
+            )
+            .await?;
         return Err(RenewalError::BadCount);
     }
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -93,11 +104,11 @@ pub async fn create_coupons(
     services
         .audit
         .record(
-            "admin",
+            &operator.name,
             "coupons.create",
             None,
             "ok",
-            json!({ "count": count }),
+            operator.audit_detail(json!({ "count": count })),
         )
         .await?;
     Ok(coupons)

@@ -656,4 +656,21 @@ async fn a_key_left_by_a_failed_destruction_goes_at_the_next_start() {
         0,
         "the start-up sweep left the key of a revoked credential"
     );
+
+    // The same left-over key is also destroyed by the operator's next revoke, which is
+    // refused (the credential is already revoked) but retries the destruction.
+    let other = app.create_credential(&user, "ec-p256", "signing").await;
+    let other_id = uuid::Uuid::parse_str(&other.id).unwrap();
+    apply_operator_change(&app.services().db, other_id, OperatorChange::Revoke, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token_objects(&other.id, ObjectClass::PRIVATE_KEY), 1);
+    let got = operator(&app, &other.id, "revoke").await;
+    assert_error(&got, StatusCode::CONFLICT, "invalid_state");
+    assert_eq!(
+        token_objects(&other.id, ObjectClass::PRIVATE_KEY),
+        0,
+        "a second revoke did not retry the destruction"
+    );
 }

@@ -89,7 +89,7 @@ pub async fn change_status(
         // The credential works again: lift the hold before anything else can fail.
         sad::release(&services.kv, &credential.user_id, id).await?;
     }
-    services
+    let audited = services
         .audit
         .record(
             &operator.name,
@@ -98,13 +98,15 @@ pub async fn change_status(
             if outcome.is_some() { "ok" } else { "refused" },
             operator.audit_detail(json!({ "reason": reason, "from": credential.status.as_str() })),
         )
-        .await?;
-    // Committed (or committed earlier, if this is a second revoke): the key goes for good.
+        .await;
+    // Committed (or committed earlier, if this is a second revoke): the key goes for good,
+    // whether or not the audit above could be written.
     let revoked = outcome == Some(CredentialStatus::Revoked)
         || (outcome.is_none() && credential.status == CredentialStatus::Revoked);
     if matches!(change, OperatorChange::Revoke) && revoked {
         destroy_key(services, id, &operator.name).await;
     }
+    audited?;
     match outcome {
         Some(status) => Ok(status),
         None => {

@@ -466,11 +466,15 @@ impl Hsm {
                 .map_err(|_| HsmError::BadOutput("GCM parameters"))?;
             match session.decrypt(&Mechanism::AesGcm(params), key, &sealed) {
                 Ok(plain) => Ok(Some(Zeroizing::new(plain))),
+                // SoftHSM2 answers a wrong GCM tag with CKR_GENERAL_ERROR; other modules
+                // with CKR_ENCRYPTED_DATA_INVALID. Either way the value does not open (and a
+                // real fault would fail the next job too, where it is classified).
                 Err(CkError::Pkcs11(
                     RvError::EncryptedDataInvalid
                     | RvError::EncryptedDataLenRange
                     | RvError::DataInvalid
-                    | RvError::DataLenRange,
+                    | RvError::DataLenRange
+                    | RvError::GeneralError,
                     _,
                 )) => Ok(None),
                 Err(e) => Err(classify("C_Decrypt(AES-GCM)", e)),

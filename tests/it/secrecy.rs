@@ -203,6 +203,23 @@ async fn totp_seeds_are_sealed_in_the_hsm_and_old_seals_still_open() {
         "a TOTP seed sealed now opens with the token_secret-derived key alone"
     );
     assert!(!stored.windows(seed.len()).any(|w| w == seed.as_slice()));
+    // The HSM opens it, for that user only, and refuses a tampered copy.
+    let secrets = &app.services().secrets;
+    assert_eq!(
+        secrets.open(&user.user_id, &stored).await.unwrap().to_vec(),
+        seed
+    );
+    let other = secrets.open("someone-else", &stored).await;
+    assert!(matches!(
+        other,
+        Err(sigillo::secrets::SecretsError::BadSeal)
+    ));
+    let mut tampered = stored.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        secrets.open(&user.user_id, &tampered).await,
+        Err(sigillo::secrets::SecretsError::BadSeal)
+    ));
 
     // A seed sealed in the old format still opens, end to end: the subscriber activates a
     // credential with a code of it.

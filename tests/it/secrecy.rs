@@ -266,3 +266,31 @@ async fn totp_seeds_are_sealed_in_the_hsm_and_old_seals_still_open() {
         assert_eq!(status, StatusCode::OK, "the resealed seed: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otp_digest_key_comes_from_the_hsm_not_from_the_environment() {
+    let a = TestApp::spawn().await;
+    // Same environment (token_secret), another HSM key: other digests.
+    let mut config = crate::support::test_config(&crate::support::random_suffix());
+    config.security.token_secret = a.config.security.token_secret.clone();
+    let b = TestApp::spawn_node(config).await;
+    let digest = |app: &TestApp| {
+        app.services()
+            .secrets
+            .otp_digest("alice", "123456")
+            .unwrap()
+    };
+    assert_ne!(
+        digest(&a),
+        digest(&b),
+        "the OTP digest key is a function of token_secret alone"
+    );
+    // Another node of the same gateway (same token and objects) agrees with the first.
+    let a2 = TestApp::spawn_node(a.config.clone()).await;
+    assert_eq!(digest(&a), digest(&a2));
+    assert_eq!(
+        a.services().secrets.token_key(),
+        b.services().secrets.token_key(),
+        "the access-token key is still derived from token_secret"
+    );
+}

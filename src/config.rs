@@ -124,6 +124,8 @@ pub struct SecurityConfig {
     pub jwt_secret: Secret,
     /// The previous `jwt_secret`, still accepted while its tokens live (rotation).
     pub jwt_secret_previous: Secret,
+    /// The operator the admin token stands for: the actor of every admin action in the audit.
+    pub admin_name: String,
 }
 
 /// How SMS messages leave the gateway.
@@ -223,6 +225,16 @@ impl Config {
             return invalid(
                 "security.admin_token",
                 "missing or shorter than 16 characters: set SIGILLO__SECURITY__ADMIN_TOKEN",
+            );
+        }
+        let name = &self.security.admin_name;
+        if name.trim().is_empty()
+            || name.chars().count() > 100
+            || name.chars().any(char::is_control)
+        {
+            return invalid(
+                "security.admin_name",
+                "1 to 100 characters, no control characters",
             );
         }
         if self.security.token_secret.expose().len() < 32 {
@@ -361,6 +373,28 @@ mod tests {
         config.security.jwt_secret = Secret::new("c".repeat(32));
         config.security.login_max_failures_per_addr = 0;
         assert_eq!(key(&config), Some("security"));
+    }
+
+    #[test]
+    fn the_admin_name_must_be_a_printable_name() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        assert_eq!(config.security.admin_name, "operator");
+        for bad in ["", "  ", "a\nb", &"x".repeat(101)] {
+            config.security.admin_name = bad.into();
+            assert!(
+                matches!(
+                    config.validate(),
+                    Err(ConfigError::Invalid {
+                        key: "security.admin_name",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

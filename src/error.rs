@@ -229,6 +229,8 @@ impl From<OtpError> for ApiError {
                 tracing::error!(error = %err, "SMS sending failed");
                 ApiError::unavailable("the SMS could not be sent; retry later", 30)
             }
+            // The HSM that seals TOTP seeds: a full queue is a 503 like any other HSM job.
+            OtpError::Secrets(crate::secrets::SecretsError::Hsm(e)) => e.into(),
             OtpError::Secrets(_) | OtpError::Totp(_) => ApiError::internal(&err),
         }
     }
@@ -455,6 +457,17 @@ mod tests {
         );
         assert_eq!(code(OtpError::NotOnline), (400, "invalid_request"));
         assert_eq!(code(OtpError::Totp("x".into())), (500, "server_error"));
+        assert_eq!(
+            code(OtpError::Secrets(crate::secrets::SecretsError::BadSeal)),
+            (500, "server_error")
+        );
+        assert_eq!(
+            code(OtpError::Secrets(crate::secrets::SecretsError::Hsm(
+                HsmError::QueueFull
+            )))
+            .0,
+            503
+        );
     }
 
     #[test]

@@ -138,6 +138,39 @@ impl Origin {
     }
 }
 
+/// Who did an operator action: the name the admin token stands for
+/// (`security.admin_name`) and where the request came from.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub name: String,
+    pub origin: Origin,
+}
+
+impl Operator {
+    /// The operator of a command given on this machine (`sigillo admin ...`): no address.
+    pub fn local(name: &str) -> Operator {
+        Operator {
+            name: name.to_owned(),
+            origin: Origin::new(None, Some("sigillo-cli")),
+        }
+    }
+
+    /// `detail` (a JSON object) with the origin's `client_addr` and `user_agent` added.
+    pub fn audit_detail(&self, detail: serde_json::Value) -> serde_json::Value {
+        let mut fields = match detail {
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => {
+                let mut map = serde_json::Map::new();
+                map.insert("detail".into(), other);
+                map
+            }
+        };
+        fields.extend(self.origin.audit_fields());
+        serde_json::Value::Object(fields)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +186,20 @@ mod tests {
         let fields = Origin::new("::1".parse().ok(), None).audit_fields();
         assert_eq!(fields["client_addr"], "::1");
         assert!(fields["user_agent"].is_null());
+    }
+
+    #[test]
+    fn an_operator_adds_its_origin_to_the_audit_detail() {
+        let op = Operator {
+            name: "maria".into(),
+            origin: Origin::new("10.0.0.7".parse().ok(), Some("curl/8")),
+        };
+        let detail = op.audit_detail(serde_json::json!({ "reason": "lost" }));
+        assert_eq!(detail["reason"], "lost");
+        assert_eq!(detail["client_addr"], "10.0.0.7");
+        assert_eq!(detail["user_agent"], "curl/8");
+        assert!(
+            Operator::local("x").audit_detail(serde_json::Value::Null)["client_addr"].is_null()
+        );
     }
 }

@@ -5,6 +5,8 @@
 //!
 //! Invariant: the coupon is redeemed, the old certificate archived and the new one installed in
 //! ONE database transaction — a failure anywhere leaves the coupon unused and nothing changed.
+//! The coupon is redeemed (its row locked) BEFORE the CA signs: two renewals with one coupon
+//! never both get a certificate signed, even in parallel on several nodes.
 
 use openssl::rand::rand_bytes;
 use openssl::sha::sha256;
@@ -16,9 +18,9 @@ use uuid::Uuid;
 use crate::activation::{check_factors, ActivationError, SecretKind};
 use crate::audit::AuditError;
 use crate::ca::{CaError, IssueRequest};
-use crate::db::repo::coupons::{self, RenewOutcome, Renewal};
+use crate::db::repo::coupons::{self, NewCertificate, RenewOutcome};
 use crate::db::{repo, DbError};
-use crate::model::{Credential, CredentialStatus};
+use crate::model::{Credential, CredentialStatus, Operator};
 use crate::services::Services;
 
 /// A renewed certificate is valid this long after the old expiry.
@@ -66,8 +68,19 @@ fn coupon_hash(coupon: &str) -> Vec<u8> {
 pub async fn create_coupons(
     services: &Services,
     count: usize,
+    operator: &Operator,
 ) -> Result<Vec<String>, RenewalError> {
     if !(1..=MAX_COUPONS).contains(&count) {
+        services
+            .audit
+            .record(
+                &operator.name,
+                "coupons.create",
+                None,
+                "refused",
+                operator.audit_detail(json!({ "count": count })),
+            )
+            .await?;
         return Err(RenewalError::BadCount);
     }
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -93,11 +106,11 @@ pub async fn create_coupons(
     services
         .audit
         .record(
-            "admin",
+            &operator.name,
             "coupons.create",
             None,
             "ok",
-            json!({ "count": count }),
+            operator.audit_detail(json!({ "count": count })),
         )
         .await?;
     Ok(coupons)
@@ -161,31 +174,32 @@ async fn run(services: &Services, cmd: &RenewCommand) -> Result<Credential, Rene
     let user = repo::users::find(&services.db, &cmd.user_id)
         .await?
         .ok_or(ActivationError::CredentialNotFound)?;
-    let issued = services
-        .ca
-        .issue(IssueRequest {
-            given_name: user.given_name,
-            surname: user.surname,
-            fiscal_code: user.fiscal_code,
-            organization: None,
-            purpose: credential.purpose,
-            spki: leaf.public_key()?.public_key_to_der()?,
-            not_before: now - Duration::minutes(5),
-            not_after: credential.valid_to + Duration::days(RENEWAL_DAYS),
-        })
-        .await?;
+    let request = IssueRequest {
+        given_name: user.given_name,
+        surname: user.surname,
+        fiscal_code: user.fiscal_code,
+        organization: None,
+        purpose: credential.purpose,
+        spki: leaf.public_key()?.public_key_to_der()?,
+        not_before: now - Duration::minutes(5),
+        not_after: credential.valid_to + Duration::days(RENEWAL_DAYS),
+    };
+    // The CA signs only inside the transaction that holds the redeemed coupon.
     let outcome = coupons::renew(
         &services.db,
-        &Renewal {
-            credential_id: credential.credential_id,
-            coupon_hash: &coupon_hash(&cmd.coupon),
-            serial_number: &issued.serial_number,
-            valid_from: issued.not_before,
-            valid_to: issued.not_after,
-            cert_chain: &issued.chain,
+        credential.credential_id,
+        &coupon_hash(&cmd.coupon),
+        || async {
+            let issued = services.ca.issue(request).await?;
+            Ok::<_, CaError>(NewCertificate {
+                serial_number: issued.serial_number,
+                valid_from: issued.not_before,
+                valid_to: issued.not_after,
+                cert_chain: issued.chain,
+            })
         },
     )
-    .await?;
+    .await??;
     match outcome {
         RenewOutcome::Renewed => repo::credentials::find(&services.db, credential.credential_id)
             .await?

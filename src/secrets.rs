@@ -1,6 +1,17 @@
-//! Keys the gateway derives from its configured `token_secret`, one per purpose (domain
-//! separated with HMAC labels), and the small symmetric primitives that use them. Signing keys,
-//! the CA key and the PIN key are NOT here: they live in the HSM.
+//! The gateway's symmetric secrets, one key per purpose, and the small primitives that use them.
+//! Signing keys, the CA key and the PIN key are NOT here: they live in the HSM.
+//!
+//! Invariants: the TOTP seeds are sealed with an AES-256 key that lives in the HSM
+//! (non-extractable; the AES-GCM runs on the HSM worker pool), so the gateway's environment
+//! alone cannot open them; the OTP digest key is an HMAC computed inside the HSM (with its own
+//! non-extractable key, not the PIN key) over a fixed label, so it is not a function of the
+//! environment alone either. Only the access-token key is still derived from the configured
+//! `token_secret` ([`Secrets::token_key`]).
+//!
+//! Sealed values carry their format: `"S2" || nonce (12) || ciphertext || tag (16)` is sealed
+//! in the HSM; anything else is the format before it (`nonce || tag || ciphertext`, AES-256-GCM
+//! with a key derived from `token_secret`), which still opens, and [`Secrets::needs_reseal`]
+//! tells a caller to seal it again in the current format.
 
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -9,19 +20,33 @@ use openssl::sign::Signer;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use zeroize::Zeroizing;
 
+use crate::hsm::{Hsm, HsmError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("crypto primitive failed: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
     #[error("sealed value is malformed or was tampered with")]
     BadSeal,
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
 }
 
-/// Purpose-bound keys derived from the token secret.
+/// The HSM's AES key that seals TOTP seeds.
+const SEAL_KEY: &str = "seal-aes";
+/// The HSM's HMAC key from which the other symmetric secrets are derived.
+const DERIVE_KEY: &str = "derive-hmac";
+/// The first bytes of a value sealed in the HSM.
+const SEALED_IN_HSM: &[u8; 2] = b"S2";
+
+/// Purpose-bound keys; the sealing key stays in the HSM.
 pub struct Secrets {
     token_key: Zeroizing<Vec<u8>>,
     otp_key: Zeroizing<Vec<u8>>,
-    seal_key: Zeroizing<Vec<u8>>,
+    /// Opens seeds sealed before the seal key moved into the HSM.
+    legacy_seal_key: Zeroizing<Vec<u8>>,
+    hsm: Hsm,
+    seal_key_id: Vec<u8>,
 }
 
 /// HMAC-SHA256(key, parts joined by 0x00).
@@ -37,16 +62,27 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, SecretsError>
     Ok(signer.sign_to_vec()?)
 }
 
+/// The key of `label` derived from `token_secret` (the only source of keys before the HSM).
+fn from_token_secret(token_secret: &str, label: &str) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+    hmac_sha256(token_secret.as_bytes(), &[b"sigillo-v1", label.as_bytes()]).map(Zeroizing::new)
+}
+
 impl Secrets {
-    pub fn derive(token_secret: &str) -> Result<Self, SecretsError> {
-        let derive = |label: &str| {
-            hmac_sha256(token_secret.as_bytes(), &[b"sigillo-v1", label.as_bytes()])
-                .map(Zeroizing::new)
-        };
+    /// Creates the HSM's sealing and derivation keys on first start, derives the OTP digest
+    /// key inside the HSM and the access-token key from `token_secret`. Callers serialise this
+    /// across nodes (start-up holds a database lock), or two nodes could each create a key.
+    pub async fn ensure(hsm: &Hsm, token_secret: &str) -> Result<Self, SecretsError> {
+        hsm.ensure_aes_key(SEAL_KEY).await?;
+        hsm.ensure_hmac_key(DERIVE_KEY).await?;
+        let otp_key = hsm
+            .hmac_sha256(hsm.own_key_id(DERIVE_KEY), b"sigillo-v2\0otp-hash".to_vec())
+            .await?;
         Ok(Secrets {
-            token_key: derive("access-token")?,
-            otp_key: derive("otp-hash")?,
-            seal_key: derive("seal")?,
+            token_key: from_token_secret(token_secret, "access-token")?,
+            otp_key: Zeroizing::new(otp_key),
+            legacy_seal_key: from_token_secret(token_secret, "seal")?,
+            hsm: hsm.clone(),
+            seal_key_id: hsm.own_key_id(SEAL_KEY),
         })
     }
 
@@ -63,37 +99,107 @@ impl Secrets {
         )?))
     }
 
-    /// AES-256-GCM seal of `plain`, bound to `context` (e.g. the user id): nonce || tag || ct.
-    pub fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, SecretsError> {
+    /// AES-256-GCM seal of `plain` in the HSM, bound to `context` (e.g. the user id).
+    pub async fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, SecretsError> {
         let mut nonce = [0u8; 12];
         rand_bytes(&mut nonce)?;
-        let mut tag = [0u8; 16];
-        let ct = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.seal_key,
-            Some(&nonce),
-            context.as_bytes(),
-            plain,
-            &mut tag,
-        )?;
-        Ok([&nonce[..], &tag[..], &ct[..]].concat())
+        let sealed = self
+            .hsm
+            .aes_gcm_encrypt(
+                self.seal_key_id.clone(),
+                nonce,
+                context.as_bytes().to_vec(),
+                Zeroizing::new(plain.to_vec()),
+            )
+            .await?;
+        Ok([&SEALED_IN_HSM[..], &nonce[..], &sealed[..]].concat())
     }
 
-    /// Opens a value sealed by `seal` with the same `context`.
-    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
-        let (nonce, rest) = sealed.split_at_checked(12).ok_or(SecretsError::BadSeal)?;
-        let (tag, ct) = rest.split_at_checked(16).ok_or(SecretsError::BadSeal)?;
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.seal_key,
-            Some(nonce),
-            context.as_bytes(),
-            ct,
-            tag,
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| SecretsError::BadSeal)
+    /// Opens a value sealed by [`Secrets::seal`] (or in the format before it) with the same
+    /// `context`.
+    pub async fn open(
+        &self,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        if let Some(body) = sealed.strip_prefix(&SEALED_IN_HSM[..]) {
+            let (nonce, ct) = body.split_at_checked(12).ok_or(SecretsError::BadSeal)?;
+            let nonce: [u8; 12] = nonce.try_into().map_err(|_| SecretsError::BadSeal)?;
+            let opened = self
+                .hsm
+                .aes_gcm_decrypt(
+                    self.seal_key_id.clone(),
+                    nonce,
+                    context.as_bytes().to_vec(),
+                    ct.to_vec(),
+                )
+                .await?;
+            if let Some(plain) = opened {
+                return Ok(plain);
+            }
+            // An old value whose random nonce happened to begin with the marker (1 in 65,536)
+            // is not authentic as a new one: it is tried as an old one.
+        }
+        open_with_key(&self.legacy_seal_key, context, sealed)
     }
+
+    /// True if `sealed` is in the format before the HSM seal (it should be sealed again).
+    pub fn needs_reseal(sealed: &[u8]) -> bool {
+        !sealed.starts_with(SEALED_IN_HSM)
+    }
+}
+
+/// Seals `plain` in the format before the HSM seal, with the key derived from `token_secret`.
+/// Only for tests and tools that must produce an old value: the gateway never seals this way.
+#[doc(hidden)]
+pub fn seal_with_token_secret(
+    token_secret: &str,
+    context: &str,
+    plain: &[u8],
+) -> Result<Vec<u8>, SecretsError> {
+    let key = from_token_secret(token_secret, "seal")?;
+    let mut nonce = [0u8; 12];
+    rand_bytes(&mut nonce)?;
+    let mut tag = [0u8; 16];
+    let ct = encrypt_aead(
+        Cipher::aes_256_gcm(),
+        &key,
+        Some(&nonce),
+        context.as_bytes(),
+        plain,
+        &mut tag,
+    )?;
+    Ok([&nonce[..], &tag[..], &ct[..]].concat())
+}
+
+/// Opens a value with only the key derived from `token_secret` (what someone holding the
+/// gateway's environment but not the HSM could try).
+pub fn open_with_token_secret(
+    token_secret: &str,
+    context: &str,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+    open_with_key(&from_token_secret(token_secret, "seal")?, context, sealed)
+}
+
+/// Opens `nonce || tag || ciphertext` (the format before the HSM seal).
+fn open_with_key(
+    key: &[u8],
+    context: &str,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+    let (nonce, rest) = sealed.split_at_checked(12).ok_or(SecretsError::BadSeal)?;
+    let (tag, ct) = rest.split_at_checked(16).ok_or(SecretsError::BadSeal)?;
+    decrypt_aead(
+        Cipher::aes_256_gcm(),
+        key,
+        Some(nonce),
+        context.as_bytes(),
+        ct,
+        tag,
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| SecretsError::BadSeal)
 }
 
 /// Constant-time equality of two byte strings.
@@ -105,29 +211,31 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
-    fn seal_round_trips_and_is_bound_to_its_context() {
-        let s = Secrets::derive("0123456789abcdef0123456789abcdef").unwrap();
-        let sealed = s.seal("alice", b"JBSWY3DPEHPK3PXP").unwrap();
-        assert_eq!(&s.open("alice", &sealed).unwrap()[..], b"JBSWY3DPEHPK3PXP");
-        assert!(s.open("bob", &sealed).is_err());
-        assert!(s.open("alice", &sealed[..10]).is_err());
+    fn an_old_seal_opens_only_with_its_key_and_context() {
+        let sealed = seal_with_token_secret(SECRET, "alice", b"JBSWY3DPEHPK3PXP").unwrap();
+        assert_eq!(
+            &open_with_token_secret(SECRET, "alice", &sealed).unwrap()[..],
+            b"JBSWY3DPEHPK3PXP"
+        );
+        assert!(open_with_token_secret(SECRET, "bob", &sealed).is_err());
+        assert!(open_with_token_secret("another secret", "alice", &sealed).is_err());
+        assert!(open_with_token_secret(SECRET, "alice", &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn the_current_format_is_told_apart() {
+        assert!(!Secrets::needs_reseal(b"S2............"));
+        assert!(Secrets::needs_reseal(b"\x01\x02............"));
     }
 
     #[test]
     fn derived_keys_differ_per_purpose() {
-        let s = Secrets::derive("0123456789abcdef0123456789abcdef").unwrap();
-        assert_ne!(s.token_key(), &s.otp_key[..]);
-        assert_ne!(&s.otp_key[..], &s.seal_key[..]);
-    }
-
-    #[test]
-    fn otp_digest_depends_on_user_and_code() {
-        let s = Secrets::derive("0123456789abcdef0123456789abcdef").unwrap();
-        let a = s.otp_digest("alice", "123456").unwrap();
-        assert_ne!(a, s.otp_digest("bob", "123456").unwrap());
-        assert_ne!(a, s.otp_digest("alice", "123457").unwrap());
-        assert!(!a.contains("123456"));
+        let token = from_token_secret(SECRET, "access-token").unwrap();
+        let seal = from_token_secret(SECRET, "seal").unwrap();
+        assert_ne!(&token[..], &seal[..]);
     }
 
     #[test]

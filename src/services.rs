@@ -56,6 +56,8 @@ pub struct Services {
     pub email: std::sync::Arc<dyn crate::otp::SmsSender>,
     pub tokens: Tokens,
     pub metrics: Metrics,
+    /// The gateway's symmetric secrets (TOTP sealing in the HSM, OTP digests, token key).
+    pub secrets: Arc<Secrets>,
 }
 
 impl Services {
@@ -71,7 +73,6 @@ impl Services {
         let hsm = tokio::task::spawn_blocking(move || Hsm::start(&hsm_config, Some(hsm_metrics)))
             .await
             .map_err(|e| StartError::Task(e.to_string()))??;
-        let secrets = Arc::new(Secrets::derive(config.security.token_secret.expose())?);
 
         // Nodes starting together must not each create a CA or a PIN key.
         let lock = db.get().await.map_err(DbError::from)?;
@@ -85,7 +86,8 @@ impl Services {
             let pins = PinVault::ensure(&hsm).await?;
             let sad_seal = SadSeal::ensure(&hsm).await?;
             let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
-            Ok::<_, StartError>((pins, sad_seal, ca))
+            let secrets = Secrets::ensure(&hsm, config.security.token_secret.expose()).await?;
+            Ok::<_, StartError>((pins, sad_seal, ca, secrets))
         }
         .await;
         lock.execute(
@@ -94,7 +96,8 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, sad_seal, ca) = own_objects?;
+        let (pins, sad_seal, ca, secrets) = own_objects?;
+        let secrets = Arc::new(secrets);
         let keys = hsm.preload_keys().await?;
         tracing::info!(keys, "HSM key handles cached");
 
@@ -111,7 +114,7 @@ impl Services {
             &lifecycle.email_outbox_path,
             &lifecycle.email_http_url,
         )?;
-        Ok(Services {
+        let services = Services {
             audit: Audit::start(db.clone(), &metrics),
             metrics,
             config,
@@ -124,6 +127,20 @@ impl Services {
             otp,
             email,
             tokens,
-        })
+            secrets,
+        };
+        // A key whose destruction failed after its revocation committed goes now.
+        match crate::lifecycle::destroy_revoked_keys(&services).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::warn!(keys, "keys of revoked credentials destroyed at start-up"),
+            Err(e) => tracing::error!(error = %e, "start-up sweep of revoked keys failed"),
+        }
+        // TOTP seeds sealed before the seal key moved into the HSM are sealed again, once.
+        match crate::enrolment::reseal_totp_seeds(&services).await {
+            Ok(0) => {}
+            Ok(seeds) => tracing::info!(seeds, "TOTP seeds resealed in the HSM"),
+            Err(e) => tracing::error!(error = %e, "resealing old TOTP seeds failed"),
+        }
+        Ok(services)
     }
 }

@@ -5,18 +5,29 @@ use actix_web::{web, HttpResponse};
 use super::wire::{CouponsResponse, CreateCouponsRequest, StatusChangeRequest, StatusResponse};
 use crate::db::repo::credentials::OperatorChange;
 use crate::error::ApiError;
-use crate::extract::{credential_id, Admin};
+use crate::extract::{credential_id, Admin, ClientOrigin};
+use crate::model::Operator;
 use crate::services::Services;
 use crate::{lifecycle, renewal};
 
+/// The operator behind the admin token, as the audit names it.
+pub(super) fn operator(services: &Services, ClientOrigin(origin): ClientOrigin) -> Operator {
+    Operator {
+        name: services.config.security.admin_name.clone(),
+        origin,
+    }
+}
+
 async fn change(
     services: web::Data<Services>,
+    origin: ClientOrigin,
     path: web::Path<String>,
     body: web::Json<StatusChangeRequest>,
     change: OperatorChange,
 ) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&path)?;
-    let status = lifecycle::change_status(&services, id, change, &body.reason).await?;
+    let operator = operator(&services, origin);
+    let status = lifecycle::change_status(&services, id, change, &body.reason, &operator).await?;
     Ok(HttpResponse::Ok().json(StatusResponse {
         credential_id: id,
         status: status.as_str(),
@@ -27,38 +38,43 @@ async fn change(
 pub async fn suspend(
     services: web::Data<Services>,
     _: Admin,
+    origin: ClientOrigin,
     path: web::Path<String>,
     body: web::Json<StatusChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(services, path, body, OperatorChange::Suspend).await
+    change(services, origin, path, body, OperatorChange::Suspend).await
 }
 
 /// `POST /admin/v1/credentials/{credential_id}/resume` `{reason}`.
 pub async fn resume(
     services: web::Data<Services>,
     _: Admin,
+    origin: ClientOrigin,
     path: web::Path<String>,
     body: web::Json<StatusChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(services, path, body, OperatorChange::Resume).await
+    change(services, origin, path, body, OperatorChange::Resume).await
 }
 
 /// `POST /admin/v1/credentials/{credential_id}/revoke` `{reason}`.
 pub async fn revoke(
     services: web::Data<Services>,
     _: Admin,
+    origin: ClientOrigin,
     path: web::Path<String>,
     body: web::Json<StatusChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    change(services, path, body, OperatorChange::Revoke).await
+    change(services, origin, path, body, OperatorChange::Revoke).await
 }
 
 /// `POST /admin/v1/coupons` `{count}` → 201 `{coupons}`: single-use renewal coupons.
 pub async fn create_coupons(
     services: web::Data<Services>,
     _: Admin,
+    origin: ClientOrigin,
     body: web::Json<CreateCouponsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let coupons = renewal::create_coupons(&services, body.count).await?;
+    let operator = operator(&services, origin);
+    let coupons = renewal::create_coupons(&services, body.count, &operator).await?;
     Ok(HttpResponse::Created().json(CouponsResponse { coupons }))
 }

@@ -2,21 +2,25 @@
 
 use actix_web::{web, HttpResponse};
 
+use super::credentials::operator;
 use super::wire::{
     CreateCredentialRequest, CreateCredentialResponse, CreateUserRequest, CreateUserResponse,
 };
 use crate::enrolment;
 use crate::error::ApiError;
-use crate::extract::Admin;
+use crate::extract::{Admin, ClientOrigin};
 use crate::services::Services;
 
 /// `POST /admin/v1/users` → 201.
 pub async fn create_user(
     services: web::Data<Services>,
     _: Admin,
+    origin: ClientOrigin,
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = enrolment::create_user(&services, body.into_inner().try_into()?).await?;
+    let operator = operator(&services, origin);
+    let created =
+        enrolment::create_user_by(&services, body.into_inner().try_into()?, &operator).await?;
     Ok(HttpResponse::Created().json(CreateUserResponse::from(created)))
 }
 
@@ -24,10 +28,12 @@ pub async fn create_user(
 pub async fn create_credential(
     services: web::Data<Services>,
     _: Admin,
+    origin: ClientOrigin,
     path: web::Path<String>,
     body: web::Json<CreateCredentialRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let operator = operator(&services, origin);
     let command = body.into_inner().into_command(path.into_inner())?;
-    let created = enrolment::create_credential(&services, command).await?;
+    let created = enrolment::create_credential_by(&services, command, &operator).await?;
     Ok(HttpResponse::Created().json(CreateCredentialResponse::from(created)))
 }

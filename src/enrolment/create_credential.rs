@@ -10,7 +10,7 @@ use crate::activation::SecretKind;
 use crate::ca::IssueRequest;
 use crate::db::repo;
 use crate::hsm::KeyAlgo;
-use crate::model::{Credential, CredentialStatus, Purpose};
+use crate::model::{Credential, CredentialStatus, Operator, Purpose};
 use crate::services::Services;
 
 /// What the operator asks for.
@@ -34,10 +34,47 @@ pub struct CreatedCredential {
 /// Longest certificate the CA issues.
 pub const MAX_VALIDITY_DAYS: u32 = 3650;
 
-/// Creates an inactive credential for an existing subscriber.
+/// Creates an inactive credential for an existing subscriber, as the operator of this
+/// machine's command line.
 pub async fn create_credential(
     services: &Services,
     new: NewCredential,
+) -> Result<CreatedCredential, EnrolError> {
+    let operator = Operator::local(&services.config.security.admin_name);
+    create_credential_by(services, new, &operator).await
+}
+
+/// [`create_credential`] by `operator`: audited with the operator's name and address,
+/// refusals too.
+pub async fn create_credential_by(
+    services: &Services,
+    new: NewCredential,
+    operator: &Operator,
+) -> Result<CreatedCredential, EnrolError> {
+    let result = create(services, &new, operator).await;
+    if let Err(err) = &result {
+        services
+            .audit
+            .record(
+                &operator.name,
+                "credential.create",
+                None,
+                "refused",
+                operator.audit_detail(json!({
+                    "user_id": new.user_id,
+                    "key_algo": new.key_algo.as_str(),
+                    "error": err.to_string(),
+                })),
+            )
+            .await?;
+    }
+    result
+}
+
+async fn create(
+    services: &Services,
+    new: &NewCredential,
+    operator: &Operator,
 ) -> Result<CreatedCredential, EnrolError> {
     let days = new
         .validity_days
@@ -58,7 +95,7 @@ pub async fn create_credential(
         .hsm
         .generate_key_pair(new.key_algo, key_id.clone(), credential_id.to_string())
         .await?;
-    let result = finish(services, &new, &user, credential_id, spki, days).await;
+    let result = finish(services, new, &user, credential_id, spki, days, operator).await;
     if result.is_err() {
         // Nothing half-enrolled: the key goes with the failed credential.
         if let Err(e) = services.hsm.destroy_key_pair(key_id).await {
@@ -75,6 +112,7 @@ async fn finish(
     credential_id: Uuid,
     spki: Vec<u8>,
     days: u32,
+    operator: &Operator,
 ) -> Result<CreatedCredential, EnrolError> {
     let now = OffsetDateTime::now_utc();
     let issued = services
@@ -116,16 +154,16 @@ async fn finish(
     services
         .audit
         .record(
-            "admin",
+            &operator.name,
             "credential.create",
             Some(credential_id),
             "ok",
-            json!({
+            operator.audit_detail(json!({
                 "user_id": user.user_id,
                 "key_algo": new.key_algo.as_str(),
                 "purpose": new.purpose.as_str(),
                 "serial_number": issued.serial_number,
-            }),
+            })),
         )
         .await?;
     Ok(CreatedCredential {

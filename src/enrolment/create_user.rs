@@ -5,7 +5,7 @@ use serde_json::json;
 use super::EnrolError;
 use crate::auth::{check_policy, hash_password_async};
 use crate::db::{repo, DbError};
-use crate::model::{OtpMethod, User};
+use crate::model::{Operator, OtpMethod, User};
 use crate::services::Services;
 
 /// A subscriber as the operator enters it.
@@ -80,14 +80,47 @@ fn validate(u: &NewUser) -> Result<(), EnrolError> {
     Ok(())
 }
 
-/// Creates the subscriber after validating every field and the password policy.
+/// Creates the subscriber after validating every field and the password policy, as the
+/// operator of this machine's command line.
 pub async fn create_user(services: &Services, new: NewUser) -> Result<CreatedUser, EnrolError> {
+    let operator = Operator::local(&services.config.security.admin_name);
+    create_user_by(services, new, &operator).await
+}
+
+/// [`create_user`] by `operator`: audited with the operator's name and address, refusals too.
+pub async fn create_user_by(
+    services: &Services,
+    new: NewUser,
+    operator: &Operator,
+) -> Result<CreatedUser, EnrolError> {
+    let user_id = new.user_id.clone();
+    let result = create(services, new, operator).await;
+    if let Err(err) = &result {
+        services
+            .audit
+            .record(
+                &operator.name,
+                "user.create",
+                None,
+                "refused",
+                operator.audit_detail(json!({ "user_id": user_id, "error": err.to_string() })),
+            )
+            .await?;
+    }
+    result
+}
+
+async fn create(
+    services: &Services,
+    new: NewUser,
+    operator: &Operator,
+) -> Result<CreatedUser, EnrolError> {
     validate(&new)?;
     let password_hash = hash_password_async(new.password.clone()).await?;
     let (totp_secret, totp_uri) = match new.otp_method {
         OtpMethod::Sms => (None, None),
         OtpMethod::Totp => {
-            let enrolment = services.otp.new_totp(&new.user_id)?;
+            let enrolment = services.otp.new_totp(&new.user_id).await?;
             (Some(enrolment.sealed_secret), Some(enrolment.otpauth_uri))
         }
     };
@@ -110,11 +143,13 @@ pub async fn create_user(services: &Services, new: NewUser) -> Result<CreatedUse
     services
         .audit
         .record(
-            "admin",
+            &operator.name,
             "user.create",
             None,
             "ok",
-            json!({ "user_id": user.user_id, "otp_method": user.otp_method.as_str() }),
+            operator.audit_detail(
+                json!({ "user_id": user.user_id, "otp_method": user.otp_method.as_str() }),
+            ),
         )
         .await?;
     Ok(CreatedUser {

@@ -7,9 +7,13 @@
 
 mod create_credential;
 mod create_user;
+mod reseal_totp;
 
-pub use create_credential::{create_credential, CreatedCredential, NewCredential};
-pub use create_user::{create_user, valid_user_id, CreatedUser, NewUser};
+pub use create_credential::{
+    create_credential, create_credential_by, CreatedCredential, NewCredential,
+};
+pub use create_user::{create_user, create_user_by, valid_user_id, CreatedUser, NewUser};
+pub use reseal_totp::reseal_totp_seeds;
 
 use crate::audit::AuditError;
 use crate::auth::{AuthError, PolicyViolation};

@@ -1,5 +1,5 @@
 //! Key objects: generation (sensitive, non-extractable token keys labelled by their id),
-//! lookup by `CKA_ID` through the handle cache, signing and HMAC.
+//! lookup by `CKA_ID` through the handle cache, signing, HMAC and AES-GCM sealing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,6 +7,8 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -16,6 +18,7 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
+use zeroize::Zeroizing;
 
 use super::error::{classify, HsmError};
 use super::mechanism::SignAlgo;
@@ -252,14 +255,25 @@ fn generate_pair(
         attrs.push(Attribute::Id(id.to_vec()));
         attrs.push(Attribute::Label(label.as_bytes().to_vec()));
     };
-    let mut public = vec![Attribute::Verify(true), Attribute::Private(false)];
+    // The public half verifies and does nothing else (no encryption or wrapping under it).
+    let mut public = vec![
+        Attribute::Verify(true),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Private(false),
+    ];
     common(&mut public);
     // The private key never leaves the token: sensitive, not extractable, not wrappable out.
+    // It signs and does nothing else: no decryption, unwrapping or key derivation with it.
     let mut private = vec![
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::SignRecover(false),
     ];
     common(&mut private);
     let _store = object_store_lock();
@@ -271,10 +285,23 @@ fn generate_pair(
         public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
         Mechanism::RsaPkcsKeyPairGen
     };
-    session
-        .generate_key_pair(&mechanism, &public, &private)
-        .map(|(_, private)| private)
-        .map_err(|e| classify("C_GenerateKeyPair", e))
+    // And only with the mechanisms of its signature algorithms (`hsm/mechanism.rs`), where
+    // the token knows CKA_ALLOWED_MECHANISMS (SoftHSM2 ≥ 2.6 does and enforces it).
+    let mut restricted = private.clone();
+    restricted.push(Attribute::AllowedMechanisms(
+        algo.family().allowed_mechanisms().to_vec(),
+    ));
+    match session.generate_key_pair(&mechanism, &public, &restricted) {
+        Ok((_, private)) => Ok(private),
+        Err(CkError::Pkcs11(RvError::AttributeTypeInvalid, _)) => {
+            tracing::warn!("the token does not know CKA_ALLOWED_MECHANISMS; key left unrestricted");
+            session
+                .generate_key_pair(&mechanism, &public, &private)
+                .map(|(_, private)| private)
+                .map_err(|e| classify("C_GenerateKeyPair", e))
+        }
+        Err(e) => Err(classify("C_GenerateKeyPair", e)),
+    }
 }
 
 /// The HSM jobs of a batch of `n` hashes, as consecutive ranges of it. One job per worker
@@ -366,6 +393,96 @@ impl Hsm {
         .await
     }
 
+    /// Creates the gateway's own AES-256 key `name` if it does not exist: sensitive,
+    /// non-extractable, usable only to encrypt and decrypt inside the token (sealing).
+    pub async fn ensure_aes_key(&self, name: &str) -> Result<(), HsmError> {
+        let label = format!("{}{name}", self.label_prefix());
+        self.run("ensure_aes_key", move |session, _| {
+            let id = label.as_bytes();
+            if count(session, ObjectClass::SECRET_KEY, id)? > 0 {
+                return Ok(());
+            }
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32u64.into()),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Sign(false),
+                Attribute::Verify(false),
+                Attribute::Wrap(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
+                Attribute::Id(id.to_vec()),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ];
+            let _store = object_store_lock();
+            session
+                .generate_key(&Mechanism::AesKeyGen, &template)
+                .map(|_| ())
+                .map_err(|e| classify("C_GenerateKey(AES)", e))
+        })
+        .await
+    }
+
+    /// AES-256-GCM encryption of `plain` inside the token with the key `key_id`, under the
+    /// 12-byte `nonce` and the additional data `aad`: `ciphertext || tag` (16 bytes).
+    pub async fn aes_gcm_encrypt(
+        &self,
+        key_id: Vec<u8>,
+        nonce: [u8; 12],
+        aad: Vec<u8>,
+        plain: Zeroizing<Vec<u8>>,
+    ) -> Result<Vec<u8>, HsmError> {
+        self.run("aes_gcm_encrypt", move |session, cache| {
+            let key = find(session, cache, ObjectClass::SECRET_KEY, SECRET, &key_id)?;
+            let mut iv = nonce;
+            let params = GcmParams::new(&mut iv, &aad, 128u64.into())
+                .map_err(|_| HsmError::BadOutput("GCM parameters"))?;
+            session
+                .encrypt(&Mechanism::AesGcm(params), key, &plain)
+                .map_err(|e| classify("C_Encrypt(AES-GCM)", e))
+        })
+        .await
+    }
+
+    /// Opens what [`Hsm::aes_gcm_encrypt`] made; `None` when the token finds it not
+    /// authentic (another key, nonce or `aad`, or tampered with).
+    pub async fn aes_gcm_decrypt(
+        &self,
+        key_id: Vec<u8>,
+        nonce: [u8; 12],
+        aad: Vec<u8>,
+        sealed: Vec<u8>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError> {
+        self.run("aes_gcm_decrypt", move |session, cache| {
+            let key = find(session, cache, ObjectClass::SECRET_KEY, SECRET, &key_id)?;
+            let mut iv = nonce;
+            let params = GcmParams::new(&mut iv, &aad, 128u64.into())
+                .map_err(|_| HsmError::BadOutput("GCM parameters"))?;
+            match session.decrypt(&Mechanism::AesGcm(params), key, &sealed) {
+                Ok(plain) => Ok(Some(Zeroizing::new(plain))),
+                // SoftHSM2 answers a wrong GCM tag with CKR_GENERAL_ERROR; other modules
+                // with CKR_ENCRYPTED_DATA_INVALID. Either way the value does not open (and a
+                // real fault would fail the next job too, where it is classified).
+                Err(CkError::Pkcs11(
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::DataInvalid
+                    | RvError::DataLenRange
+                    | RvError::GeneralError,
+                    _,
+                )) => Ok(None),
+                Err(e) => Err(classify("C_Decrypt(AES-GCM)", e)),
+            }
+        })
+        .await
+    }
+
     /// HMAC-SHA256 of `data` with the secret key of id `key_id`, computed inside the token.
     pub async fn hmac_sha256(&self, key_id: Vec<u8>, data: Vec<u8>) -> Result<Vec<u8>, HsmError> {
         self.run("hmac", move |session, cache| {
@@ -450,6 +567,35 @@ impl Hsm {
     /// Drops the cached handles of key `id` in this process (suspension, revocation).
     pub fn forget_key(&self, id: &[u8]) {
         self.handles().remove(id);
+    }
+
+    /// True if this process holds a handle of the private key `id` (after [`Hsm::preload_keys`]
+    /// at start-up: every private key of the token).
+    pub fn caches_private_key(&self, id: &[u8]) -> bool {
+        self.handles().get(PRIVATE, id).is_some()
+    }
+
+    /// Destroys the private key `id` (revocation: the public key may stay, it certifies
+    /// nothing the certificate does not already say). Returns how many objects were destroyed;
+    /// 0 when there was none left, so a retry is harmless. The cached handle is dropped before
+    /// and after, so that a signature racing the destruction cannot leave it behind.
+    pub async fn destroy_private_key(&self, id: Vec<u8>) -> Result<usize, HsmError> {
+        self.run_to_end("destroy_private_key", move |session, cache| {
+            cache.remove(&id);
+            let found = find_all(session, ObjectClass::PRIVATE_KEY, &id)?;
+            let destroyed = {
+                let _store = object_store_lock();
+                for handle in &found {
+                    session
+                        .destroy_object(*handle)
+                        .map_err(|e| classify("C_DestroyObject", e))?;
+                }
+                found.len()
+            };
+            cache.remove(&id);
+            Ok(destroyed)
+        })
+        .await
     }
 
     /// Destroys both halves of the key pair `id` (undoing an enrolment that failed later).

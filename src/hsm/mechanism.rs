@@ -109,6 +109,15 @@ impl KeyFamily {
             KeyFamily::Rsa => "rsa",
         }
     }
+
+    /// Every mechanism a key of this family may be used with (its `CKA_ALLOWED_MECHANISMS`):
+    /// the mechanisms of every [`SignAlgo`] that fits it, and nothing else.
+    pub fn allowed_mechanisms(self) -> &'static [MechanismType] {
+        match self {
+            KeyFamily::Ec => &[MechanismType::ECDSA],
+            KeyFamily::Rsa => &[MechanismType::RSA_PKCS, MechanismType::RSA_PKCS_PSS],
+        }
+    }
 }
 
 impl KeyAlgo {
@@ -504,6 +513,26 @@ mod tests {
             assert_eq!(algorithm_identifier(parts[0]).unwrap().0, alg.oid());
             assert_eq!(der::content(parts[1]).unwrap(), &digest[..]);
         }
+    }
+
+    #[test]
+    fn every_sign_algo_uses_a_mechanism_its_keys_allow() {
+        let pss = |hash| SignAlgo::RsaPss { hash, salt_len: 32 };
+        for hash in HashAlg::ALL {
+            for algo in [SignAlgo::RsaPkcs1(hash), pss(hash), SignAlgo::Ecdsa(hash)] {
+                let allowed = algo.family().allowed_mechanisms();
+                assert!(
+                    allowed.contains(&algo.mechanism().mechanism_type()),
+                    "{}",
+                    algo.name()
+                );
+            }
+        }
+        assert_eq!(KeyFamily::Ec.allowed_mechanisms(), [MechanismType::ECDSA]);
+        assert_eq!(
+            KeyFamily::Rsa.allowed_mechanisms(),
+            [MechanismType::RSA_PKCS, MechanismType::RSA_PKCS_PSS]
+        );
     }
 
     #[test]

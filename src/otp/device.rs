@@ -47,7 +47,7 @@ impl Otp {
 
     /// Creates and stages a new TOTP secret; returns it for the app (URI, QR).
     pub async fn stage_totp(&self, user_id: &str) -> Result<TotpEnrolment, OtpError> {
-        let enrolment = self.new_totp(user_id)?;
+        let enrolment = self.new_totp(user_id).await?;
         self.stage(user_id, "totp", &enrolment.sealed_secret)
             .await?;
         Ok(enrolment)
@@ -64,7 +64,7 @@ impl Otp {
             .staged(user_id, "totp")
             .await?
             .ok_or(OtpError::Expired)?;
-        let secret = self.secrets.open(user_id, &sealed)?;
+        let secret = self.secrets.open(user_id, &sealed).await?;
         let step = self.totp_step(user_id, secret.to_vec(), code).await?;
         static RAISE: LazyLock<Script> = LazyLock::new(|| {
             Script::new(

@@ -42,11 +42,11 @@ impl Otp {
         .map_err(|e| OtpError::Totp(e.to_string()))
     }
 
-    /// Creates a 160-bit secret for `user_id`.
-    pub fn new_totp(&self, user_id: &str) -> Result<TotpEnrolment, OtpError> {
+    /// Creates a 160-bit secret for `user_id`, sealed in the HSM.
+    pub async fn new_totp(&self, user_id: &str) -> Result<TotpEnrolment, OtpError> {
         let mut secret = vec![0u8; 20];
         rand::rngs::OsRng.fill_bytes(&mut secret);
-        let sealed_secret = self.secrets.seal(user_id, &secret)?;
+        let sealed_secret = self.secrets.seal(user_id, &secret).await?;
         let otpauth_uri = self.totp(secret, user_id)?.get_url();
         Ok(TotpEnrolment {
             sealed_secret,
@@ -96,7 +96,7 @@ impl Otp {
 
     pub(super) async fn verify_totp(&self, user: &User, code: &str) -> Result<(), OtpError> {
         let sealed = user.totp_secret.as_deref().ok_or(OtpError::Expired)?;
-        let secret = self.secrets.open(&user.user_id, sealed)?;
+        let secret = self.secrets.open(&user.user_id, sealed).await?;
         let step = self.totp_step(&user.user_id, secret.to_vec(), code).await?;
         let mut conn = self.kv.conn();
         let accepted: i64 = SCRIPT_REPLAY

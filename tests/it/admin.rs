@@ -128,3 +128,90 @@ async fn totp_users_get_an_otpauth_uri_once() {
     let sms = app.create_user("sms").await;
     assert!(sms.totp_uri.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_action_is_audited_with_the_operators_name_and_address() {
+    let app = TestApp::spawn_with(|c| c.security.admin_name = "maria.bianchi".into()).await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let (status, body) = app
+        .admin_post("/admin/v1/coupons", json!({ "count": 2 }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for action in ["suspend", "resume", "revoke"] {
+        let (status, body) = app
+            .admin_post(
+                &format!("/admin/v1/credentials/{}/{action}", credential.id),
+                json!({ "reason": format!("test: {action}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    // Refusals are admin actions too.
+    let got = app
+        .admin_post("/admin/v1/coupons", json!({ "count": 0 }))
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = app
+        .admin_post(
+            &format!("/admin/v1/credentials/{}/resume", uuid::Uuid::new_v4()),
+            json!({ "reason": "unknown" }),
+        )
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "credential_not_found");
+
+    let client = app.services().db.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT actor, action, outcome, detail->>'client_addr' FROM audit_log \
+             WHERE action IN ('user.create', 'credential.create', 'coupons.create', \
+               'credential.suspend', 'credential.resume', 'credential.revoke', \
+               'credential.key_destroy') ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let row = |action: &str, outcome: &str, addr: Option<&str>| {
+        (
+            "maria.bianchi".to_owned(),
+            action.to_owned(),
+            outcome.to_owned(),
+            addr.map(str::to_owned),
+        )
+    };
+    let local = Some("127.0.0.1");
+    assert_eq!(
+        got,
+        vec![
+            row("user.create", "ok", local),
+            row("credential.create", "ok", local),
+            row("coupons.create", "ok", local),
+            row("credential.suspend", "ok", local),
+            row("credential.resume", "ok", local),
+            row("credential.revoke", "ok", local),
+            row("credential.key_destroy", "ok", None),
+            row("coupons.create", "refused", local),
+            row("credential.resume", "refused", local),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_name_defaults_to_operator() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let client = app.services().db.get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT actor, detail->>'user_id' FROM audit_log WHERE action = 'user.create'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "operator");
+    assert_eq!(row.get::<_, String>(1), user.user_id);
+}

@@ -500,3 +500,180 @@ async fn portal_calls_are_audited() {
         vec!["auth.login", "portal.credentials", "portal.notifications"]
     );
 }
+
+/// Deletes every Redis key of `app` (its prefix only: the Redis is shared by parallel tests),
+/// as a failover to an empty replica would.
+async fn lose_redis_state(app: &TestApp) -> usize {
+    let redis = redis::Client::open(app.config.redis.url.expose()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}*", app.config.redis.key_prefix);
+    let mut cursor: u64 = 0;
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    keys.len()
+}
+
+/// The token's objects of `class` with `CKA_ID` = the credential's id.
+fn token_objects(credential: &str, class: cryptoki::object::ObjectClass) -> usize {
+    use cryptoki::object::Attribute;
+    let id = uuid::Uuid::parse_str(credential).unwrap();
+    let session = crate::support::hsm_session();
+    sigillo::hsm::with_object_store(|| {
+        session
+            .find_objects(&[
+                Attribute::Class(class),
+                Attribute::Id(id.as_bytes().to_vec()),
+            ])
+            .unwrap()
+            .len()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_destroys_the_private_key_and_holds_after_redis_loses_every_key() {
+    use cryptoki::object::ObjectClass;
+    let app = TestApp::spawn_with(|c| {
+        c.csc.scal = "1".into();
+        c.otp.send_limit = 100;
+    })
+    .await;
+    let (_, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+
+    // A suspension keeps the key: resumed, the credential signs again.
+    let (status, body) = operator(&app, &credential, "suspend").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(token_objects(&credential, ObjectClass::PRIVATE_KEY), 1);
+    let (status, body) = operator(&app, &credential, "resume").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .authorize(Csc::V2, &token, &credential, &pin, 5, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Revoked: the private key is gone from the token, the public key and certificate stay.
+    let (status, body) = operator(&app, &credential, "revoke").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        token_objects(&credential, ObjectClass::PRIVATE_KEY),
+        0,
+        "the revoked credential's private key is still in the token"
+    );
+    assert_eq!(token_objects(&credential, ObjectClass::PUBLIC_KEY), 1);
+    let stored = sigillo::db::repo::credentials::find(
+        &app.services().db,
+        uuid::Uuid::parse_str(&credential).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!stored.cert_chain.is_empty(), "the certificate stays");
+
+    // Redis loses every key of this gateway (the hold, the SAD's remains): still no signature.
+    assert!(lose_redis_state(&app).await > 0);
+    let got = app
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let got = app
+        .authorize_with(Csc::V2, &token, &credential, &pin, "123456", 1, None, None)
+        .await;
+    assert_eq!(got.1["error_description"], "the credential is revoked");
+
+    // The destruction is audited.
+    let client = app.services().db.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT outcome FROM audit_log WHERE action = 'credential.key_destroy' \
+             AND credential_id = $1",
+            &[&uuid::Uuid::parse_str(&credential).unwrap()],
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(outcomes, ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_left_by_a_failed_destruction_goes_at_the_next_start() {
+    use cryptoki::object::ObjectClass;
+    use sigillo::db::repo::credentials::{apply_operator_change, OperatorChange};
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    // The revocation commits but the key survives (as if C_DestroyObject had failed).
+    let id = uuid::Uuid::parse_str(&credential.id).unwrap();
+    apply_operator_change(&app.services().db, id, OperatorChange::Revoke, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token_objects(&credential.id, ObjectClass::PRIVATE_KEY), 1);
+    // Another node starting on the same database sweeps it.
+    let _node = TestApp::spawn_node(app.config.clone()).await;
+    assert_eq!(
+        token_objects(&credential.id, ObjectClass::PRIVATE_KEY),
+        0,
+        "the start-up sweep left the key of a revoked credential"
+    );
+
+    // The same left-over key is also destroyed by the operator's next revoke, which is
+    // refused (the credential is already revoked) but retries the destruction.
+    let other = app.create_credential(&user, "ec-p256", "signing").await;
+    let other_id = uuid::Uuid::parse_str(&other.id).unwrap();
+    apply_operator_change(&app.services().db, other_id, OperatorChange::Revoke, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token_objects(&other.id, ObjectClass::PRIVATE_KEY), 1);
+    let got = operator(&app, &other.id, "revoke").await;
+    assert_error(&got, StatusCode::CONFLICT, "invalid_state");
+    assert_eq!(
+        token_objects(&other.id, ObjectClass::PRIVATE_KEY),
+        0,
+        "a second revoke did not retry the destruction"
+    );
+}

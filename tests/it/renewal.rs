@@ -229,3 +229,48 @@ async fn renewal_inside_the_window_certifies_the_same_key_for_three_more_years()
         )
         .unwrap());
 }
+
+/// Certificates the CA (or anything else) signed in the HSM so far: the `sign` jobs of the
+/// gateway's HSM pool (a single signature is one job; no signHash runs in these tests).
+fn hsm_signatures(app: &TestApp) -> u64 {
+    app.services()
+        .metrics
+        .hsm
+        .job_duration
+        .with_label_values(&["sign"])
+        .get_sample_count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_renewals_with_one_coupon_get_one_certificate_signed() {
+    const RENEWALS: usize = 4;
+    let app = TestApp::spawn_with(|c| {
+        c.otp.send_limit = 100;
+        c.server.workers = 4;
+    })
+    .await;
+    let coupon = coupons(&app, 1).await.remove(0);
+    let mut requests = Vec::new();
+    for _ in 0..RENEWALS {
+        let (token, id, pin) = credential(&app, 30).await;
+        let otp = app.sms_otp(&token, &id).await;
+        requests.push((token, id, pin, otp));
+    }
+    let signed_before = hsm_signatures(&app);
+    let results = futures_util::future::join_all(
+        requests
+            .iter()
+            .map(|(token, id, pin, otp)| renew(&app, token, id, true, pin, otp, &coupon)),
+    )
+    .await;
+    let signed = hsm_signatures(&app) - signed_before;
+    let ok = results.iter().filter(|r| r.0 == StatusCode::OK).count();
+    assert_eq!(ok, 1, "exactly one renewal gets the coupon: {results:?}");
+    for got in results.iter().filter(|r| r.0 != StatusCode::OK) {
+        assert_error(got, StatusCode::BAD_REQUEST, "invalid_coupon");
+    }
+    assert_eq!(
+        signed, 1,
+        "the CA signed {signed} certificates for {RENEWALS} renewals sharing one coupon"
+    );
+}

@@ -18,13 +18,11 @@ pub async fn insert(db: &Db, hashes: &[Vec<u8>]) -> Result<(), DbError> {
 }
 
 /// The new certificate of a renewal.
-pub struct Renewal<'a> {
-    pub credential_id: Uuid,
-    pub coupon_hash: &'a [u8],
-    pub serial_number: &'a str,
+pub struct NewCertificate {
+    pub serial_number: String,
     pub valid_from: OffsetDateTime,
     pub valid_to: OffsetDateTime,
-    pub cert_chain: &'a [Vec<u8>],
+    pub cert_chain: Vec<Vec<u8>>,
 }
 
 /// Why the renewal transaction did not commit.
@@ -34,46 +32,67 @@ pub enum RenewOutcome {
     AlreadyRenewed,
 }
 
-/// In ONE transaction: redeems the coupon (if unused), keeps the old certificate in the
-/// history and installs the new one (if the credential was never renewed). Either all of it
-/// happens or none.
-pub async fn renew(db: &Db, r: &Renewal<'_>) -> Result<RenewOutcome, DbError> {
+/// In ONE transaction: redeems the coupon (if unused) and locks the credential (if never
+/// renewed) BEFORE `issue` has the CA sign the new certificate, then keeps the old certificate
+/// in the history and installs the new one. A concurrent renewal with the same coupon, or of
+/// the same credential, waits on those row locks and then finds them spent: the CA never
+/// signs for it. Either all of it happens or none (a failed `issue` rolls the coupon back).
+pub async fn renew<F, Fut, E>(
+    db: &Db,
+    credential_id: Uuid,
+    coupon_hash: &[u8],
+    issue: F,
+) -> Result<Result<RenewOutcome, E>, DbError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<NewCertificate, E>>,
+{
     let mut client = db.get().await?;
     let tx = client.transaction().await?;
     let redeemed = tx
         .execute(
             "UPDATE coupons SET redeemed_at = now(), credential_id = $2 \
              WHERE coupon_hash = $1 AND redeemed_at IS NULL",
-            &[&r.coupon_hash, &r.credential_id],
+            &[&coupon_hash, &credential_id],
         )
         .await?;
     if redeemed != 1 {
-        return Ok(RenewOutcome::CouponUsed);
+        return Ok(Ok(RenewOutcome::CouponUsed));
     }
+    let renewable = tx
+        .query_opt(
+            "SELECT 1 FROM credentials WHERE credential_id = $1 AND renewed_at IS NULL FOR UPDATE",
+            &[&credential_id],
+        )
+        .await?;
+    if renewable.is_none() {
+        return Ok(Ok(RenewOutcome::AlreadyRenewed));
+    }
+    let new = match issue().await {
+        Ok(new) => new,
+        // Dropping the transaction rolls it back: the coupon stays unused.
+        Err(e) => return Ok(Err(e)),
+    };
     tx.execute(
         "INSERT INTO certificate_history (credential_id, serial_number, valid_from, valid_to, cert_chain) \
          SELECT credential_id, serial_number, valid_from, valid_to, cert_chain FROM credentials \
          WHERE credential_id = $1",
-        &[&r.credential_id],
+        &[&credential_id],
     )
     .await?;
-    let updated = tx
-        .execute(
-            "UPDATE credentials SET serial_number = $2, valid_from = $3, valid_to = $4, \
-                 cert_chain = $5, renewed_at = now() \
-             WHERE credential_id = $1 AND renewed_at IS NULL",
-            &[
-                &r.credential_id,
-                &r.serial_number,
-                &r.valid_from,
-                &r.valid_to,
-                &r.cert_chain,
-            ],
-        )
-        .await?;
-    if updated != 1 {
-        return Ok(RenewOutcome::AlreadyRenewed);
-    }
+    tx.execute(
+        "UPDATE credentials SET serial_number = $2, valid_from = $3, valid_to = $4, \
+             cert_chain = $5, renewed_at = now() \
+         WHERE credential_id = $1",
+        &[
+            &credential_id,
+            &new.serial_number,
+            &new.valid_from,
+            &new.valid_to,
+            &new.cert_chain,
+        ],
+    )
+    .await?;
     tx.commit().await?;
-    Ok(RenewOutcome::Renewed)
+    Ok(Ok(RenewOutcome::Renewed))
 }

@@ -238,3 +238,17 @@ pub async fn set_pin(
         .await?;
     Ok(updated == 1)
 }
+
+/// The ids of every revoked credential (the start-up sweep destroys any key left of them).
+pub async fn revoked_ids(db: &Db) -> Result<Vec<Uuid>, DbError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT credential_id FROM credentials WHERE status = 'revoked'",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get("credential_id").map_err(DbError::from))
+        .collect()
+}

@@ -89,3 +89,36 @@ pub async fn set_otp(
         .await?;
     Ok(())
 }
+
+/// `(user_id, totp_secret)` of every TOTP seed not sealed in the HSM's format (`S2…`).
+pub async fn totp_secrets_to_reseal(db: &Db) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT user_id, totp_secret FROM users \
+             WHERE totp_secret IS NOT NULL AND substring(totp_secret FROM 1 FOR 2) <> '\\x5332'::bytea",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("user_id")?, r.try_get("totp_secret")?)))
+        .collect()
+}
+
+/// Replaces `user_id`'s sealed TOTP seed `old` by `new` (the same seed, sealed again); false
+/// if it changed meanwhile (a device change won).
+pub async fn reseal_totp_secret(
+    db: &Db,
+    user_id: &str,
+    old: &[u8],
+    new: &[u8],
+) -> Result<bool, DbError> {
+    let client = db.get().await?;
+    let updated = client
+        .execute(
+            "UPDATE users SET totp_secret = $3 WHERE user_id = $1 AND totp_secret = $2",
+            &[&user_id, &old, &new],
+        )
+        .await?;
+    Ok(updated == 1)
+}

@@ -118,6 +118,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/credentials/{credential_id}/activate",
             portal::credentials::activate,
         ),
+        endpoint(
+            M::POST,
+            "/api/v1/credentials/{credential_id}/otp",
+            portal::otp::send_operation_otp,
+        ),
     ]
 }
 

@@ -13,7 +13,7 @@ use crate::audit::AuditError;
 use crate::auth::{verify_password_async, AuthError};
 use crate::db::{repo, DbError};
 use crate::model::{OtpMethod, User};
-use crate::otp::{OtpError, SmsCode};
+use crate::otp::{OtpError, Purpose, SmsCode};
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ async fn check_password(user: &User, password: &str) -> Result<(), DeviceError> 
 /// For SMS users, the current factor is a code texted now to the present phone.
 async fn send_current_factor(services: &Services, user: &User) -> Result<(), DeviceError> {
     if user.otp_method == OtpMethod::Sms {
-        services.otp.send_sms(user).await?;
+        services.otp.send_sms(user, Purpose::DeviceChange).await?;
     }
     Ok(())
 }
@@ -99,7 +99,7 @@ pub async fn confirm_totp(
     let user = user(services, user_id).await?;
     services
         .otp
-        .verify(&user, otp)
+        .verify(&user, otp, Purpose::DeviceChange)
         .await
         .map_err(DeviceError::CurrentFactor)?;
     let sealed = services
@@ -142,7 +142,7 @@ pub async fn start_sms(
     services.otp.stage_phone(user_id, phone).await?;
     services
         .otp
-        .send_code(user_id, SmsCode::NewPhone, phone)
+        .send_code(user_id, SmsCode::NewPhone, Purpose::DeviceChange, phone)
         .await?;
     send_current_factor(services, &user).await?;
     Ok(())
@@ -163,12 +163,12 @@ pub async fn confirm_sms(
         .ok_or(DeviceError::NothingPending)?;
     services
         .otp
-        .verify(&user, otp)
+        .verify(&user, otp, Purpose::DeviceChange)
         .await
         .map_err(DeviceError::CurrentFactor)?;
     services
         .otp
-        .verify_code(user_id, SmsCode::NewPhone, code)
+        .verify_code(user_id, SmsCode::NewPhone, Purpose::DeviceChange, code)
         .await
         .map_err(|e| match e {
             OtpError::Wrong | OtpError::Expired | OtpError::Malformed => DeviceError::NewDeviceCode,

@@ -198,6 +198,10 @@ impl From<OtpError> for ApiError {
             OtpError::Wrong | OtpError::Expired | OtpError::Replayed | OtpError::Malformed => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", err.to_string())
             }
+            // A code sent for another operation or credential: the OTP of this one is wrong.
+            OtpError::OtherPurpose => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", err.to_string())
+            }
             OtpError::RateLimited { retry_after_secs }
             | OtpError::TooManyWrong { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
@@ -427,6 +431,7 @@ mod tests {
         );
         assert_eq!(code(OtpError::NotOnline), (400, "invalid_request"));
         assert_eq!(code(OtpError::Totp("x".into())), (500, "server_error"));
+        assert_eq!(code(OtpError::OtherPurpose), (400, "invalid_otp"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::{ActivationError, SecretKind};
 use crate::db::repo;
 use crate::hsm::HashAlg;
 use crate::model::CredentialStatus;
+use crate::otp::Purpose;
 use crate::services::Services;
 
 /// A validated authorize request.
@@ -80,10 +81,9 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
     if credential.valid_to <= OffsetDateTime::now_utc() {
         return Err(ActivationError::CertificateExpired);
     }
-    check_factors(services, &credential, otp, SecretKind::Pin, pin).await?;
-    if credential.pin_failures > 0 {
-        repo::credentials::reset_pin_failures(&services.db, credential.credential_id).await?;
-    }
+    // Counts the attempt before comparing; a right PIN clears the count.
+    let purpose = Purpose::Sign(credential.credential_id);
+    check_factors(services, &credential, otp, purpose, SecretKind::Pin, pin).await?;
     let ttl = services.config.csc.sad_ttl_secs;
     let sad = sad::create(
         &services.kv,

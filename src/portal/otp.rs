@@ -1,11 +1,14 @@
-//! `/api/v1/otp/*`: changing the OTP device.
+//! `/api/v1/otp/*`: changing the OTP device; `/api/v1/credentials/{id}/otp`: an SMS code for
+//! one operation on a credential.
 
 use actix_web::{web, HttpResponse};
+use serde::Deserialize;
 
 use super::wire::{ConfirmDeviceRequest, PasswordOnly, SmsDeviceRequest, TotpStartResponse};
+use crate::activation::{self, OtpOperation};
 use crate::devices;
 use crate::error::ApiError;
-use crate::extract::Subscriber;
+use crate::extract::{credential_id, Subscriber};
 use crate::services::Services;
 
 /// `POST /api/v1/otp/totp {password}` → `{otpauth_uri, qr_svg}`.
@@ -48,5 +51,49 @@ pub async fn confirm_sms(
     body: web::Json<ConfirmDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     devices::confirm_sms(&services, &subscriber.user_id, &body.code, &body.otp).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `{operation}` of `POST /api/v1/credentials/{id}/otp`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationOtpRequest {
+    pub operation: OperationName,
+}
+
+/// The operations a code can be asked for, as the wire names them.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationName {
+    Sign,
+    Activate,
+    PinChange,
+    Unblock,
+    Renew,
+}
+
+impl From<OperationName> for OtpOperation {
+    fn from(name: OperationName) -> Self {
+        match name {
+            OperationName::Sign => OtpOperation::Sign,
+            OperationName::Activate => OtpOperation::Activate,
+            OperationName::PinChange => OtpOperation::PinChange,
+            OperationName::Unblock => OtpOperation::Unblock,
+            OperationName::Renew => OtpOperation::Renew,
+        }
+    }
+}
+
+/// `POST /api/v1/credentials/{id}/otp {operation}` → 204: texts a code good only for that
+/// operation on that credential.
+pub async fn send_operation_otp(
+    services: web::Data<Services>,
+    subscriber: Subscriber,
+    path: web::Path<String>,
+    body: web::Json<OperationOtpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = credential_id(&path)?;
+    activation::send_operation_otp(&services, &subscriber.user_id, id, body.operation.into())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

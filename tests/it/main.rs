@@ -18,6 +18,7 @@ mod login;
 mod notices;
 mod ops;
 mod otp;
+mod pin_race;
 mod pyhanko;
 mod renewal;
 mod secrecy;

@@ -8,16 +8,18 @@ use super::wire::{ConfirmDeviceRequest, PasswordOnly, SmsDeviceRequest, TotpStar
 use crate::activation::{self, OtpOperation};
 use crate::devices;
 use crate::error::ApiError;
-use crate::extract::{credential_id, Subscriber};
+use crate::extract::{credential_id, ClientOrigin, Subscriber};
 use crate::services::Services;
 
 /// `POST /api/v1/otp/totp {password}` → `{otpauth_uri, qr_svg}`.
 pub async fn start_totp(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    origin: ClientOrigin,
     body: web::Json<PasswordOnly>,
 ) -> Result<HttpResponse, ApiError> {
-    let started = devices::start_totp(&services, &subscriber.user_id, &body.password).await?;
+    let started =
+        devices::start_totp_from(&services, &subscriber.user_id, &body.password, &origin.0).await?;
     Ok(HttpResponse::Ok().json(TotpStartResponse {
         otpauth_uri: started.otpauth_uri,
         qr_svg: started.qr_svg,
@@ -28,9 +30,11 @@ pub async fn start_totp(
 pub async fn confirm_totp(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    origin: ClientOrigin,
     body: web::Json<ConfirmDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    devices::confirm_totp(&services, &subscriber.user_id, &body.code, &body.otp).await?;
+    let user_id = &subscriber.user_id;
+    devices::confirm_totp_from(&services, user_id, &body.code, &body.otp, &origin.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -38,9 +42,11 @@ pub async fn confirm_totp(
 pub async fn start_sms(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    origin: ClientOrigin,
     body: web::Json<SmsDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    devices::start_sms(&services, &subscriber.user_id, &body.phone, &body.password).await?;
+    let user_id = &subscriber.user_id;
+    devices::start_sms_from(&services, user_id, &body.phone, &body.password, &origin.0).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -48,9 +54,11 @@ pub async fn start_sms(
 pub async fn confirm_sms(
     services: web::Data<Services>,
     subscriber: Subscriber,
+    origin: ClientOrigin,
     body: web::Json<ConfirmDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    devices::confirm_sms(&services, &subscriber.user_id, &body.code, &body.otp).await?;
+    let user_id = &subscriber.user_id;
+    devices::confirm_sms_from(&services, user_id, &body.code, &body.otp, &origin.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

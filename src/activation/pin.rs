@@ -154,7 +154,8 @@ async fn refused(
         .map_or(CredentialStatus::Revoked, |c| c.status);
     Ok(match (kind, now) {
         (_, CredentialStatus::Blocked) => ActivationError::PukBlocked,
-        // Still active with the limit reached: only a row from before the reservation existed.
+        // Active, yet the reservation was refused: the limit was reached (a row counted by an
+        // older gateway) or the state changed back meanwhile. Nothing was compared.
         (SecretKind::Pin, CredentialStatus::Active) => ActivationError::PinBlocked,
         (SecretKind::Puk, CredentialStatus::Inactive | CredentialStatus::PinBlocked) => {
             ActivationError::PukBlocked

@@ -386,3 +386,51 @@ async fn racing_wrong_puks_with_valid_otps_compare_at_most_ten() {
     let path = format!("/api/v1/credentials/{}/unblock", blocked.id);
     racing_wrong_puks(&app, &load, &user, &token, &blocked, &path).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_last_pin_or_puk_gives_its_attempt_back() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 20).await;
+    let user = app.create_user("totp").await;
+    let token = app.login(&user).await;
+    // The 3rd PIN attempt blocks the credential while it is compared; a right one unblocks it.
+    let credential = two_wrong_pins(&app, &user, &token).await;
+    let otp = current_code(&app, &user).await;
+    let (status, body) = app
+        .authorize_with(
+            Csc::V2,
+            &token,
+            &credential.id,
+            PIN,
+            &otp,
+            1,
+            Some(&digests(1, 32)),
+            Some(OID_SHA256),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = stored(&app, &credential.id).await;
+    assert_eq!(
+        (now.status, now.pin_failures),
+        (CredentialStatus::Active, 0)
+    );
+
+    // The same for the 10th PUK of an activation.
+    let inactive = app.create_credential(&user, "ec-p256", "signing").await;
+    for _ in 0..9 {
+        let otp = current_code(&app, &user).await;
+        let got = app
+            .activate(&token, &inactive.id, &other(&inactive.puk), PIN, &otp)
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_puk");
+    }
+    let otp = current_code(&app, &user).await;
+    let (status, body) = app
+        .activate(&token, &inactive.id, &inactive.puk, PIN, &otp)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = stored(&app, &inactive.id).await;
+    assert_eq!(
+        (now.status, now.pin_failures, now.puk_failures),
+        (CredentialStatus::Active, 0, 0)
+    );
+}

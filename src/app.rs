@@ -1,11 +1,16 @@
 //! The route table — the one place that shows every endpoint — and the two listeners: the
-//! public one (CSC, portal, operations) and the admin one.
+//! public one (CSC, portal, operations) and the admin one (admin API, `/metrics`).
+//!
+//! Every response of both listeners, errors included, carries `X-Content-Type-Options: nosniff`
+//! and `Cache-Control: no-store`: most of the API returns tokens, SADs, signatures, PUKs or
+//! TOTP URIs, and one rule for all cannot forget one of them.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
 use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::http::Method;
+use actix_web::http::{header, Method};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
 use tracing_actix_web::TracingLogger;
 
@@ -46,7 +51,6 @@ pub fn public_endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(M::GET, "/healthz", health::healthz),
         endpoint(M::GET, "/readyz", health::readyz),
-        endpoint(M::GET, "/metrics", health::metrics),
         endpoint(M::GET, "/openapi.yaml", openapi),
         // CSC v2
         endpoint(M::GET, "/csc/v2/info", info::info_v2),
@@ -118,6 +122,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/credentials/{credential_id}/activate",
             portal::credentials::activate,
         ),
+        endpoint(
+            M::POST,
+            "/api/v1/credentials/{credential_id}/otp",
+            portal::otp::send_operation_otp,
+        ),
     ]
 }
 
@@ -126,6 +135,8 @@ pub fn admin_endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![
         endpoint(M::GET, "/healthz", health::healthz),
+        // Off the public listener: it tells load, queue depths and key counts.
+        endpoint(M::GET, "/metrics", health::metrics),
         endpoint(M::POST, "/admin/v1/users", admin::users::create_user),
         endpoint(
             M::POST,
@@ -210,6 +221,13 @@ fn path_config() -> web::PathConfig {
         .error_handler(|err, _| ApiError::invalid_request(err.to_string()).into())
 }
 
+/// The headers every response of both listeners carries (unless the handler set its own).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
 /// A running gateway: both listeners bound, serving in the background.
 pub struct Running {
     pub public_addr: SocketAddr,
@@ -243,12 +261,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let workers = threads_or_cores(config.server.workers);
     let body_limit = config.server.max_body_bytes;
     let services = web::Data::new(Services::build(config).await?);
+    let readiness = web::Data::new(health::Readiness::default());
 
     let data = services.clone();
     let public: Server = HttpServer::new(move || {
         let metrics = data.clone();
         App::new()
             .app_data(data.clone())
+            .app_data(readiness.clone())
             .app_data(json_config(body_limit))
             .app_data(path_config())
             .wrap_fn(move |req, srv| {
@@ -270,6 +290,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 }
             })
             .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(security_headers())
             .configure(register(public_endpoints()))
             .default_service(web::to(not_found))
     })
@@ -284,6 +305,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .app_data(json_config(64 * 1024))
             .app_data(path_config())
             .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(security_headers())
             .configure(register(admin_endpoints()))
             .default_service(web::to(not_found))
     })

@@ -3,7 +3,8 @@
 //! Invariant: a change takes effect only when confirmed twice — by a code from the NEW device
 //! and by the CURRENT factor (the subscriber's present phone or app) — after the password
 //! started it. A stolen password alone cannot move the second factor. The current factor is
-//! checked (and consumed) first: a wrong new-device code means starting again.
+//! checked (and consumed) first: a wrong new-device code means starting again. Every start
+//! and every refusal is audited with its reason and the client's address.
 
 use qrcode::render::svg;
 use qrcode::QrCode;
@@ -12,8 +13,8 @@ use serde_json::json;
 use crate::audit::AuditError;
 use crate::auth::{budget, session, AuthError};
 use crate::db::{repo, DbError};
-use crate::model::{OtpMethod, User};
-use crate::otp::{OtpError, SmsCode};
+use crate::model::{Origin, OtpMethod, User};
+use crate::otp::{OtpError, Purpose, SmsCode};
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,7 @@ async fn check_password(
 /// For SMS users, the current factor is a code texted now to the present phone.
 async fn send_current_factor(services: &Services, user: &User) -> Result<(), DeviceError> {
     if user.otp_method == OtpMethod::Sms {
-        services.otp.send_sms(user).await?;
+        services.otp.send_sms(user, Purpose::DeviceChange).await?;
     }
     Ok(())
 }
@@ -104,7 +105,7 @@ pub async fn confirm_totp(
     let user = user(services, user_id).await?;
     services
         .otp
-        .verify(&user, otp)
+        .verify(&user, otp, Purpose::DeviceChange)
         .await
         .map_err(DeviceError::CurrentFactor)?;
     let sealed = services
@@ -148,7 +149,7 @@ pub async fn start_sms(
     services.otp.stage_phone(user_id, phone).await?;
     services
         .otp
-        .send_code(user_id, SmsCode::NewPhone, phone)
+        .send_code(user_id, SmsCode::NewPhone, Purpose::DeviceChange, phone)
         .await?;
     send_current_factor(services, &user).await?;
     Ok(())
@@ -169,12 +170,12 @@ pub async fn confirm_sms(
         .ok_or(DeviceError::NothingPending)?;
     services
         .otp
-        .verify(&user, otp)
+        .verify(&user, otp, Purpose::DeviceChange)
         .await
         .map_err(DeviceError::CurrentFactor)?;
     services
         .otp
-        .verify_code(user_id, SmsCode::NewPhone, code)
+        .verify_code(user_id, SmsCode::NewPhone, Purpose::DeviceChange, code)
         .await
         .map_err(|e| match e {
             OtpError::Wrong | OtpError::Expired | OtpError::Malformed => DeviceError::NewDeviceCode,
@@ -194,4 +195,107 @@ pub async fn confirm_sms(
         )
         .await?;
     Ok(())
+}
+
+impl DeviceError {
+    /// The audit log's reason for a refused device change (never a secret).
+    pub fn audit_reason(&self) -> &'static str {
+        match self {
+            DeviceError::WrongPassword => "wrong_password",
+            DeviceError::BadPhone => "bad_phone",
+            DeviceError::NothingPending => "nothing_pending",
+            DeviceError::NewDeviceCode => "wrong_new_device_code",
+            DeviceError::CurrentFactor(e) => match e.audit_outcome() {
+                "otp_limited" => "current_factor_limited",
+                _ => "wrong_current_factor",
+            },
+            DeviceError::Otp(OtpError::RateLimited { .. }) => "otp_rate_limited",
+            DeviceError::Otp(_) => "otp_failure",
+            DeviceError::Auth(_) => "auth_failure",
+            DeviceError::Db(_) | DeviceError::Audit(_) | DeviceError::Qr(_) => "internal_error",
+        }
+    }
+}
+
+/// Which step of a device change is audited.
+#[derive(Clone, Copy)]
+enum Step {
+    /// `otp.device_change_start`, ok or refused.
+    Start,
+    /// `otp.device_change` when refused (an accepted one is recorded where it takes effect).
+    Confirm,
+}
+
+/// Records a device change step with the reason of a refusal and where the request came from.
+async fn audited<T>(
+    services: &Services,
+    user_id: &str,
+    step: Step,
+    to: &'static str,
+    origin: &Origin,
+    result: Result<T, DeviceError>,
+) -> Result<T, DeviceError> {
+    let (action, outcome) = match (step, &result) {
+        (Step::Confirm, Ok(_)) => return result,
+        (Step::Start, Ok(_)) => ("otp.device_change_start", "ok"),
+        (Step::Start, Err(_)) => ("otp.device_change_start", "refused"),
+        (Step::Confirm, Err(_)) => ("otp.device_change", "refused"),
+    };
+    let mut detail = origin.audit_fields();
+    detail.insert("to".into(), to.into());
+    if let Err(e) = &result {
+        detail.insert("reason".into(), e.audit_reason().into());
+    }
+    services
+        .audit
+        .record(user_id, action, None, outcome, detail.into())
+        .await?;
+    result
+}
+
+/// [`start_totp`], audited with the request's origin.
+pub async fn start_totp_from(
+    services: &Services,
+    user_id: &str,
+    password: &str,
+    origin: &Origin,
+) -> Result<TotpStart, DeviceError> {
+    let result = start_totp(services, user_id, password).await;
+    audited(services, user_id, Step::Start, "totp", origin, result).await
+}
+
+/// [`confirm_totp`], a refusal audited with the request's origin.
+pub async fn confirm_totp_from(
+    services: &Services,
+    user_id: &str,
+    code: &str,
+    otp: &str,
+    origin: &Origin,
+) -> Result<(), DeviceError> {
+    let result = confirm_totp(services, user_id, code, otp).await;
+    audited(services, user_id, Step::Confirm, "totp", origin, result).await
+}
+
+/// [`start_sms`], audited with the request's origin.
+pub async fn start_sms_from(
+    services: &Services,
+    user_id: &str,
+    phone: &str,
+    password: &str,
+    origin: &Origin,
+) -> Result<(), DeviceError> {
+    let result = start_sms(services, user_id, phone, password).await;
+    audited(services, user_id, Step::Start, "sms", origin, result).await
+}
+
+/// [`confirm_sms`], a refusal audited with the request's origin.
+pub async fn confirm_sms_from(
+    services: &Services,
+    user_id: &str,
+    code: &str,
+    otp: &str,
+    origin: &Origin,
+) -> Result<(), DeviceError> {
+    let result = confirm_sms(services, user_id, code, otp).await;
+    audited(services, user_id, Step::Confirm, "sms", origin, result).await
 }

@@ -214,6 +214,10 @@ impl From<OtpError> for ApiError {
             OtpError::Wrong | OtpError::Expired | OtpError::Replayed | OtpError::Malformed => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", err.to_string())
             }
+            // A code sent for another operation or credential: the OTP of this one is wrong.
+            OtpError::OtherPurpose => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", err.to_string())
+            }
             OtpError::RateLimited { retry_after_secs }
             | OtpError::TooManyWrong { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs),
@@ -468,6 +472,7 @@ mod tests {
             .0,
             503
         );
+        assert_eq!(code(OtpError::OtherPurpose), (400, "invalid_otp"));
     }
 
     #[test]

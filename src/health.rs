@@ -1,6 +1,10 @@
 //! Operations endpoints: liveness, readiness (HSM, Redis, PostgreSQL), metrics.
+//!
+//! Invariant: `/readyz` probes the dependencies at most once a second, however often it is
+//! called; the callers in between get the last result, so an unauthenticated flood of probes
+//! cannot queue work for the HSM workers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -8,14 +12,48 @@ use serde_json::json;
 use crate::services::Services;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a readiness result is reused.
+const PROBE_CACHE: Duration = Duration::from_secs(1);
+
+/// The last readiness probe: when it ran and what was failing.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Vec<&'static str>)>>,
+}
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: every dependency answers within 2 s; 503 names the ones that do not.
-pub async fn readyz(services: web::Data<Services>) -> HttpResponse {
+/// `GET /readyz`: every dependency answers within 2 s; 503 names the ones that do not. The
+/// result is reused for a second: concurrent callers wait for the one probe in flight.
+pub async fn readyz(
+    services: web::Data<Services>,
+    readiness: web::Data<Readiness>,
+) -> HttpResponse {
+    let failing = {
+        // A tokio mutex, held across the probe on purpose: the callers queue here, not at the HSM.
+        let mut last = readiness.last.lock().await;
+        match &*last {
+            Some((at, failing)) if at.elapsed() < PROBE_CACHE => failing.clone(),
+            _ => {
+                let failing = probe(&services).await;
+                *last = Some((Instant::now(), failing.clone()));
+                failing
+            }
+        }
+    };
+    if failing.is_empty() {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "failing": failing }))
+    }
+}
+
+/// Probes every dependency once; returns the ones that failed.
+async fn probe(services: &Services) -> Vec<&'static str> {
     let hsm = tokio::time::timeout(PROBE_TIMEOUT, services.hsm.ping());
     let redis = tokio::time::timeout(PROBE_TIMEOUT, services.kv.ping());
     let postgres = tokio::time::timeout(PROBE_TIMEOUT, async {
@@ -37,13 +75,10 @@ pub async fn readyz(services: web::Data<Services>) -> HttpResponse {
     if !matches!(postgres, Ok(Ok(()))) {
         failing.push("postgresql");
     }
-    if failing.is_empty() {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
-    } else {
+    if !failing.is_empty() {
         tracing::warn!(?failing, "not ready");
-        HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "failing": failing }))
     }
+    failing
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -162,7 +162,16 @@ async fn run(services: &Services, cmd: &RenewCommand) -> Result<Credential, Rene
     if now < credential.valid_to - Duration::days(i64::from(window)) {
         return Err(RenewalError::NotInWindow(window));
     }
-    check_factors(services, &credential, &cmd.otp, SecretKind::Pin, &cmd.pin).await?;
+    let purpose = crate::otp::Purpose::Renew(credential.credential_id);
+    check_factors(
+        services,
+        &credential,
+        &cmd.otp,
+        purpose,
+        SecretKind::Pin,
+        &cmd.pin,
+    )
+    .await?;
 
     // The same key, certified again with the identity data the subscriber just confirmed.
     let leaf = credential

@@ -7,6 +7,7 @@ use super::pin::check_factors;
 use super::{check_new_pin, is_digits, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::CredentialStatus;
+use crate::otp::Purpose;
 use crate::services::Services;
 
 /// A subscriber's request to activate their credential.
@@ -63,7 +64,16 @@ async fn run(
         CredentialStatus::Blocked => return Err(ActivationError::PukBlocked),
         other => return Err(ActivationError::WrongState(other)),
     }
-    check_factors(services, &credential, &cmd.otp, SecretKind::Puk, &cmd.puk).await?;
+    let purpose = Purpose::Activate(credential.credential_id);
+    check_factors(
+        services,
+        &credential,
+        &cmd.otp,
+        purpose,
+        SecretKind::Puk,
+        &cmd.puk,
+    )
+    .await?;
     let pin_hmac = services
         .pins
         .digest(SecretKind::Pin, credential.credential_id, &cmd.new_pin)

@@ -12,6 +12,7 @@ use crate::db::repo;
 use crate::db::repo::sads::NewSadRecord;
 use crate::hsm::HashAlg;
 use crate::model::{CredentialStatus, Origin};
+use crate::otp::Purpose;
 use crate::services::Services;
 
 /// A validated authorize request.
@@ -81,10 +82,9 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
     if credential.valid_to <= OffsetDateTime::now_utc() {
         return Err(ActivationError::CertificateExpired);
     }
-    check_factors(services, &credential, otp, SecretKind::Pin, pin).await?;
-    if credential.pin_failures > 0 {
-        repo::credentials::reset_pin_failures(&services.db, credential.credential_id).await?;
-    }
+    // Counts the attempt before comparing; a right PIN clears the count.
+    let purpose = Purpose::Sign(credential.credential_id);
+    check_factors(services, &credential, otp, purpose, SecretKind::Pin, pin).await?;
     // The durable record first: it is issued only if the credential is active at this very
     // moment, and it is what signHash's audit commit will spend.
     let csc = &services.config.csc;

@@ -18,7 +18,7 @@ pub use activate::{activate, ActivateCommand};
 pub use authorize::{authorize, extend_transaction, AuthorizeCommand, Authorized};
 pub use pin::{check_factors, PinVault, SecretKind};
 pub use pin_change::{change_pin, PinChange, PinChangeCommand};
-pub use send_otp::send_otp;
+pub use send_otp::{send_operation_otp, send_otp, OtpOperation};
 
 use crate::audit::AuditError;
 use crate::db::DbError;

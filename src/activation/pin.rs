@@ -5,8 +5,10 @@ use uuid::Uuid;
 
 use super::{is_digits, ActivationError, PIN_MAX_FAILURES, PUK_MAX_FAILURES};
 use crate::db::repo;
+use crate::db::repo::credentials::{Release, Secret};
 use crate::hsm::{Hsm, HsmError};
 use crate::model::{Credential, CredentialStatus};
+use crate::otp::Purpose;
 use crate::secrets::ct_eq;
 use crate::services::Services;
 
@@ -66,48 +68,98 @@ impl PinVault {
 }
 
 /// Checks a subscriber's two factors for `credential`: the OTP first (without the phone or
-/// app no PIN/PUK guess is even tried), then the PIN or PUK. A wrong PIN or PUK is counted
-/// atomically and may block the credential: 3 wrong PINs PIN-block it, 10 wrong PUKs block it
-/// for good.
+/// app no PIN/PUK guess is even tried; an SMS code must have been sent for `purpose`), then
+/// the PIN or PUK.
+///
+/// The attempt is counted BEFORE the secret is compared, by one conditional UPDATE that holds
+/// only while the credential is still in the state the caller read (`active` for a PIN,
+/// `inactive` or `pin_blocked` for a PUK) and under the limit: however many requests with valid
+/// OTPs race, at most 3 PINs (10 PUKs) are ever compared. The attempt that reaches the limit
+/// blocks the credential at once (3 wrong PINs PIN-block it, 10 wrong PUKs block it for good);
+/// a right secret gives its attempt back (a right PIN clears the count), and so does one the
+/// HSM could not compare.
 pub async fn check_factors(
     services: &Services,
     credential: &Credential,
     otp: &str,
+    purpose: Purpose,
     kind: SecretKind,
     value: &str,
 ) -> Result<(), ActivationError> {
     let user = repo::users::find(&services.db, &credential.user_id)
         .await?
         .ok_or(ActivationError::CredentialNotFound)?;
-    services.otp.verify(&user, otp).await?;
+    services.otp.verify(&user, otp, purpose).await?;
     let (stored, secret, limit) = match kind {
         SecretKind::Pin => (
             credential.pin_hmac.as_deref().unwrap_or_default(),
-            repo::credentials::Secret::Pin,
+            Secret::Pin,
             PIN_MAX_FAILURES,
         ),
         SecretKind::Puk => (
             credential.puk_hmac.as_slice(),
-            repo::credentials::Secret::Puk,
+            Secret::Puk,
             PUK_MAX_FAILURES,
         ),
     };
-    let ok = is_digits(value, 8)
-        && services
-            .pins
-            .matches(kind, credential.credential_id, value, stored)
-            .await?;
-    if ok {
-        return Ok(());
+    let from = credential.status;
+    match (kind, from) {
+        (SecretKind::Pin, CredentialStatus::Active)
+        | (SecretKind::Puk, CredentialStatus::Inactive | CredentialStatus::PinBlocked) => {}
+        (_, other) => return Err(ActivationError::WrongState(other)),
     }
-    let (failures, status) =
-        repo::credentials::record_failure(&services.db, credential.credential_id, secret, limit)
-            .await?;
-    let remaining = limit - failures;
-    Err(match (kind, status) {
-        (SecretKind::Pin, CredentialStatus::PinBlocked) => ActivationError::PinBlocked,
-        (SecretKind::Pin, _) => ActivationError::WrongPin { remaining },
-        (SecretKind::Puk, CredentialStatus::Blocked) => ActivationError::PukBlocked,
-        (SecretKind::Puk, _) => ActivationError::WrongPuk { remaining },
+    let id = credential.credential_id;
+    let Some(reservation) =
+        repo::credentials::reserve_attempt(&services.db, id, secret, from, limit).await?
+    else {
+        return Err(refused(services, id, kind).await?);
+    };
+    let compared = if is_digits(value, 8) {
+        services.pins.matches(kind, id, value, stored).await
+    } else {
+        Ok(false)
+    };
+    let release = |how| {
+        repo::credentials::release_attempt(&services.db, id, secret, reservation, from, how, limit)
+    };
+    match compared {
+        Ok(true) => {
+            release(Release::Right).await?;
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(e) => {
+            release(Release::Unchecked).await?;
+            return Err(e.into());
+        }
+    }
+    let remaining = limit - reservation.failures;
+    Err(match (kind, reservation.blocked) {
+        (SecretKind::Pin, true) => ActivationError::PinBlocked,
+        (SecretKind::Pin, false) => ActivationError::WrongPin { remaining },
+        (SecretKind::Puk, true) => ActivationError::PukBlocked,
+        (SecretKind::Puk, false) => ActivationError::WrongPuk { remaining },
+    })
+}
+
+/// The answer to an attempt whose reservation was refused — nothing was compared: the same
+/// error a caller gives for the state the credential is in now.
+async fn refused(
+    services: &Services,
+    id: Uuid,
+    kind: SecretKind,
+) -> Result<ActivationError, ActivationError> {
+    let now = repo::credentials::find(&services.db, id)
+        .await?
+        .map_or(CredentialStatus::Revoked, |c| c.status);
+    Ok(match (kind, now) {
+        (_, CredentialStatus::Blocked) => ActivationError::PukBlocked,
+        // Active, yet the reservation was refused: the limit was reached (a row counted by an
+        // older gateway) or the state changed back meanwhile. Nothing was compared.
+        (SecretKind::Pin, CredentialStatus::Active) => ActivationError::PinBlocked,
+        (SecretKind::Puk, CredentialStatus::Inactive | CredentialStatus::PinBlocked) => {
+            ActivationError::PukBlocked
+        }
+        (_, other) => ActivationError::WrongState(other),
     })
 }

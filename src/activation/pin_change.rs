@@ -7,6 +7,7 @@ use super::pin::check_factors;
 use super::{check_new_pin, ActivationError, SecretKind};
 use crate::db::repo;
 use crate::model::{Credential, CredentialStatus};
+use crate::otp::Purpose;
 use crate::services::Services;
 
 /// Change the PIN of an active credential, or unblock a PIN-blocked one with the PUK.
@@ -79,11 +80,29 @@ async fn run(
                     reason: "the new PIN must differ from the current one",
                 });
             }
-            check_factors(services, &credential, &cmd.otp, SecretKind::Pin, pin).await?;
+            let purpose = Purpose::PinChange(credential.credential_id);
+            check_factors(
+                services,
+                &credential,
+                &cmd.otp,
+                purpose,
+                SecretKind::Pin,
+                pin,
+            )
+            .await?;
             CredentialStatus::Active
         }
         (PinChange::WithPuk { puk }, CredentialStatus::PinBlocked) => {
-            check_factors(services, &credential, &cmd.otp, SecretKind::Puk, puk).await?;
+            let purpose = Purpose::Unblock(credential.credential_id);
+            check_factors(
+                services,
+                &credential,
+                &cmd.otp,
+                purpose,
+                SecretKind::Puk,
+                puk,
+            )
+            .await?;
             CredentialStatus::PinBlocked
         }
         (_, CredentialStatus::Blocked) => return Err(ActivationError::PukBlocked),

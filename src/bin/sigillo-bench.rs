@@ -761,7 +761,7 @@ impl std::ops::AddAssign for CpuTicks {
 async fn histograms(c: &Client) -> Result<std::collections::HashMap<String, Vec<(f64, f64)>>> {
     let text = c
         .http
-        .get(format!("{}/metrics", c.env.public))
+        .get(format!("{}/metrics", c.env.admin))
         .send()
         .await?
         .text()

@@ -6,6 +6,10 @@
 //! once: a step at or before the last accepted one is refused as a replay. A TOTP user gets
 //! the guesses an SMS user gets (`max_tries` × `send_limit` per `send_window_secs`), then even a
 //! right code is refused until the window ends. No code is logged.
+//!
+//! An SMS code is bound to what it was sent for ([`Purpose`]: the operation and the
+//! credential) and its text says so; it authorises nothing else. A TOTP code has no purpose:
+//! the app's code is good for every operation.
 
 mod device;
 mod sender;
@@ -15,6 +19,7 @@ mod totp;
 use std::sync::{Arc, LazyLock};
 
 use redis::Script;
+use uuid::Uuid;
 
 pub use sender::{build_sender, sender_of, HttpSender, OutboxSender, SmsError, SmsSender};
 pub use sms::SmsCode;
@@ -41,6 +46,8 @@ pub enum OtpError {
     NotOnline,
     #[error("malformed OTP: 6 digits expected")]
     Malformed,
+    #[error("this code was sent for another operation or credential")]
+    OtherPurpose,
     #[error(transparent)]
     Kv(#[from] KvError),
     #[error(transparent)]
@@ -54,6 +61,63 @@ pub enum OtpError {
 impl From<redis::RedisError> for OtpError {
     fn from(err: redis::RedisError) -> Self {
         OtpError::Kv(KvError(err))
+    }
+}
+
+/// What an SMS code was sent for: it authorises that operation on that credential only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `credentials/authorize` (a signature) with the credential.
+    Sign(Uuid),
+    /// First activation of the credential with its PUK.
+    Activate(Uuid),
+    /// PIN change with the current PIN.
+    PinChange(Uuid),
+    /// PIN unblock with the PUK.
+    Unblock(Uuid),
+    /// Certificate renewal.
+    Renew(Uuid),
+    /// A change of the OTP device (the current factor's confirmation, or the new phone's code).
+    DeviceChange,
+}
+
+impl Purpose {
+    /// The operation's name (audit log, wire).
+    pub fn operation(self) -> &'static str {
+        match self {
+            Purpose::Sign(_) => "sign",
+            Purpose::Activate(_) => "activate",
+            Purpose::PinChange(_) => "pin_change",
+            Purpose::Unblock(_) => "unblock",
+            Purpose::Renew(_) => "renew",
+            Purpose::DeviceChange => "device_change",
+        }
+    }
+
+    /// The tag stored beside the code: the operation and the credential.
+    fn tag(self) -> String {
+        match self {
+            Purpose::Sign(id)
+            | Purpose::Activate(id)
+            | Purpose::PinChange(id)
+            | Purpose::Unblock(id)
+            | Purpose::Renew(id) => format!("{}:{id}", self.operation()),
+            Purpose::DeviceChange => self.operation().to_owned(),
+        }
+    }
+
+    /// What the SMS says the code is for. The credential is named by the first 8 characters of
+    /// its id, as `credentials/list` and the portal show it.
+    fn describe(self) -> String {
+        let short = |id: Uuid| id.simple().to_string().chars().take(8).collect::<String>();
+        match self {
+            Purpose::Sign(id) => format!("to sign with credential {}", short(id)),
+            Purpose::Activate(id) => format!("to activate credential {}", short(id)),
+            Purpose::PinChange(id) => format!("to change the PIN of credential {}", short(id)),
+            Purpose::Unblock(id) => format!("to unblock the PIN of credential {}", short(id)),
+            Purpose::Renew(id) => format!("to renew the certificate of credential {}", short(id)),
+            Purpose::DeviceChange => "to change your OTP device".to_owned(),
+        }
     }
 }
 
@@ -111,13 +175,14 @@ impl Otp {
         Ok((n, u64::try_from(ttl).unwrap_or(1).max(1)))
     }
 
-    /// Checks `code` for `user` by the user's method, consuming it on success.
-    pub async fn verify(&self, user: &User, code: &str) -> Result<(), OtpError> {
+    /// Checks `code` for `user` by the user's method, consuming it on success. An SMS code
+    /// must have been sent for `purpose`; a TOTP code is good for any.
+    pub async fn verify(&self, user: &User, code: &str, purpose: Purpose) -> Result<(), OtpError> {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(OtpError::Malformed);
         }
         match user.otp_method {
-            OtpMethod::Sms => self.verify_sms(&user.user_id, code).await,
+            OtpMethod::Sms => self.verify_sms(&user.user_id, code, purpose).await,
             OtpMethod::Totp => self.verify_totp(user, code).await,
         }
     }

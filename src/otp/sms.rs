@@ -5,16 +5,18 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{Otp, OtpError};
+use super::{Otp, OtpError, Purpose};
 use crate::model::{OtpMethod, User};
 
-/// 1 = right (consumed), 0 = wrong (counted; destroyed at max tries), -1 = none/expired.
+/// 1 = right (consumed), 0 = wrong (counted; destroyed at max tries), -1 = none/expired,
+/// -2 = sent for another purpose (left alone: no guess was compared).
 static SCRIPT_VERIFY: LazyLock<Script> = LazyLock::new(|| Script::new(VERIFY_SCRIPT));
 
 const VERIFY_SCRIPT: &str = r"
-local stored = redis.call('HGET', KEYS[1], 'h')
-if not stored then return -1 end
-if stored == ARGV[1] then
+local stored = redis.call('HMGET', KEYS[1], 'h', 'p')
+if not stored[1] then return -1 end
+if stored[2] ~= ARGV[3] then return -2 end
+if stored[1] == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -38,21 +40,23 @@ impl Otp {
         }
     }
 
-    /// Generates a fresh code for `user`, replacing any earlier one, and texts it.
-    pub async fn send_sms(&self, user: &User) -> Result<(), OtpError> {
+    /// Generates a fresh code for `user`, good only for `purpose`, replacing any earlier one,
+    /// and texts it.
+    pub async fn send_sms(&self, user: &User, purpose: Purpose) -> Result<(), OtpError> {
         if user.otp_method != OtpMethod::Sms {
             return Err(OtpError::NotOnline);
         }
-        self.send_code(&user.user_id, SmsCode::Factor, &user.phone)
+        self.send_code(&user.user_id, SmsCode::Factor, purpose, &user.phone)
             .await
     }
 
-    /// Generates a code of kind `which` for `user_id` and texts it to `phone` (rate-limited
-    /// per user, whatever the kind).
+    /// Generates a code of kind `which` for `user_id`, good only for `purpose`, and texts it
+    /// to `phone` with what it is for (rate-limited per user, whatever the kind).
     pub async fn send_code(
         &self,
         user_id: &str,
         which: SmsCode,
+        purpose: Purpose,
         phone: &str,
     ) -> Result<(), OtpError> {
         let (sent, retry_after_secs) = self.count_in_window(&format!("otp:rate:{user_id}")).await?;
@@ -62,12 +66,16 @@ impl Otp {
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
         let digest = self.secrets.otp_digest(user_id, &code)?;
         let key = self.sms_key(user_id, which);
+        let tag = purpose.tag();
         let mut conn = self.kv.conn();
         let () = redis::pipe()
             .atomic()
             .del(&key)
             .ignore()
-            .hset_multiple(&key, &[("h", digest.as_str()), ("t", "0")])
+            .hset_multiple(
+                &key,
+                &[("h", digest.as_str()), ("t", "0"), ("p", tag.as_str())],
+            )
             .ignore()
             .expire(&key, i64::try_from(self.config.ttl_secs).unwrap_or(300))
             .ignore()
@@ -75,8 +83,9 @@ impl Otp {
             .await?;
         let minutes = self.config.ttl_secs.div_ceil(60);
         let text = format!(
-            "Your sigillo one-time code is {code}. It expires in {minutes} min. \
-             Never share it: we will never ask you for it."
+            "sigillo: {code} is your code {}. It expires in {minutes} min. \
+             Never share it: we will never ask you for it.",
+            purpose.describe()
         );
         self.sender.send(phone, &text).await?;
         Ok(())
@@ -87,15 +96,23 @@ impl Otp {
         Ok(self.sender.send(phone, text).await?)
     }
 
-    pub(super) async fn verify_sms(&self, user_id: &str, code: &str) -> Result<(), OtpError> {
-        self.verify_code(user_id, SmsCode::Factor, code).await
+    pub(super) async fn verify_sms(
+        &self,
+        user_id: &str,
+        code: &str,
+        purpose: Purpose,
+    ) -> Result<(), OtpError> {
+        self.verify_code(user_id, SmsCode::Factor, purpose, code)
+            .await
     }
 
-    /// Checks and consumes an SMS code of kind `which`.
+    /// Checks and consumes an SMS code of kind `which`; a code sent for another purpose is
+    /// refused (and left for the operation it was sent for).
     pub async fn verify_code(
         &self,
         user_id: &str,
         which: SmsCode,
+        purpose: Purpose,
         code: &str,
     ) -> Result<(), OtpError> {
         let digest = self.secrets.otp_digest(user_id, code)?;
@@ -104,11 +121,13 @@ impl Otp {
             .key(self.sms_key(user_id, which))
             .arg(digest)
             .arg(self.config.max_tries)
+            .arg(purpose.tag())
             .invoke_async(&mut conn)
             .await?;
         match outcome {
             1 => Ok(()),
             0 => Err(OtpError::Wrong),
+            -2 => Err(OtpError::OtherPurpose),
             _ => Err(OtpError::Expired),
         }
     }

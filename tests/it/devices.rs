@@ -190,3 +190,100 @@ async fn an_sms_user_moves_to_an_app_and_back_to_a_new_phone() {
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_changes_are_audited_when_started_and_refused() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let post = |path: &'static str, body: Value| {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}{path}", app.public),
+            token.clone(),
+        );
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("user-agent", "device-test/1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Refused start (wrong password), accepted start, refused confirmation (wrong current
+    // factor), refused start of a phone change (bad number).
+    let wrong = post("/api/v1/otp/totp", json!({ "password": "Wrong-Pass-1!" })).await;
+    assert_eq!(wrong, StatusCode::BAD_REQUEST);
+    let ok = post("/api/v1/otp/totp", json!({ "password": user.password })).await;
+    assert_eq!(ok, StatusCode::OK);
+    let refused = post(
+        "/api/v1/otp/totp/confirm",
+        json!({ "code": "123456", "otp": "000000" }),
+    )
+    .await;
+    assert_eq!(refused, StatusCode::BAD_REQUEST);
+    let bad_phone = post(
+        "/api/v1/otp/sms",
+        json!({ "phone": "12", "password": user.password }),
+    )
+    .await;
+    assert_eq!(bad_phone, StatusCode::BAD_REQUEST);
+
+    let client = app.services().db.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT action, outcome, detail FROM audit_log \
+             WHERE actor = $1 AND action LIKE 'otp.device_change%' ORDER BY id",
+            &[&user.user_id],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, Value)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let steps: Vec<(&str, &str, Option<&str>, Option<&str>)> = got
+        .iter()
+        .map(|(a, o, d)| {
+            (
+                a.as_str(),
+                o.as_str(),
+                d["to"].as_str(),
+                d["reason"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (
+                "otp.device_change_start",
+                "refused",
+                Some("totp"),
+                Some("wrong_password")
+            ),
+            ("otp.device_change_start", "ok", Some("totp"), None),
+            (
+                "otp.device_change",
+                "refused",
+                Some("totp"),
+                Some("wrong_current_factor")
+            ),
+            (
+                "otp.device_change_start",
+                "refused",
+                Some("sms"),
+                Some("bad_phone")
+            ),
+        ],
+        "{got:?}"
+    );
+    for (_, _, detail) in &got {
+        assert_eq!(detail["client_addr"], "127.0.0.1", "{detail}");
+        assert_eq!(detail["user_agent"], "device-test/1", "{detail}");
+    }
+}

@@ -226,12 +226,12 @@ async fn pin_change_needs_the_current_pin_and_an_otp() {
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     let got = change(pin.clone(), pin.clone(), "000000".into()).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
-    let otp = app.sms_otp(&token, &credential).await;
+    let otp = app.operation_otp(&token, &credential, "pin_change").await;
     let got = change(other(&pin), new_pin.clone(), otp).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
     let got = change(pin.clone(), new_pin.clone(), "000000".into()).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
-    let otp = app.sms_otp(&token, &credential).await;
+    let otp = app.operation_otp(&token, &credential, "pin_change").await;
     let (status, body) = change(pin.clone(), new_pin.clone(), otp).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "active");

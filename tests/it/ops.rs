@@ -24,7 +24,17 @@ async fn health_readiness_metrics_and_openapi() {
     // Generate some traffic, then read it back from the metrics.
     let user = app.create_user("sms").await;
     app.login(&user).await;
-    let res = get("/metrics").await.unwrap();
+    // The metrics are served by the admin listener only.
+    assert_eq!(
+        get("/metrics").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
     assert!(
@@ -93,6 +103,8 @@ async fn readiness_names_the_dependency_that_is_down() {
 
     redis.kill().unwrap();
     redis.wait().unwrap();
+    // The last probe is reused for a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let res = readyz().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = res.json().await.unwrap();
@@ -127,7 +139,7 @@ async fn readiness_names_the_dependency_that_is_down() {
 async fn gauge(app: &TestApp, name: &str) -> i64 {
     let text = app
         .client
-        .get(format!("{}/metrics", app.public))
+        .get(format!("{}/metrics", app.admin))
         .send()
         .await
         .unwrap()

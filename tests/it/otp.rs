@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{assert_error, totp_codes, Csc, TestApp};
+use crate::support::{assert_error, digests, totp_codes, Csc, TestApp, OID_SHA256};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_otp_expires() {
@@ -271,6 +271,157 @@ async fn totp_guesses_are_limited_like_sms_ones() {
         .unwrap();
     let (status, body) = app
         .authorize_with(Csc::V2, &token, &credential.id, pin, &next, 1, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The text of the newest outbox message.
+fn last_sms_text(app: &TestApp) -> String {
+    let outbox = std::fs::read_to_string(&app.config.otp.outbox_path).unwrap();
+    let line = outbox.lines().last().unwrap();
+    let message: serde_json::Value = serde_json::from_str(line).unwrap();
+    message["text"].as_str().unwrap().to_owned()
+}
+
+fn short(id: &str) -> String {
+    id.replace('-', "")[..8].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_code_says_what_it_is_for() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let token = app.login(&user).await;
+    // sendOTP for an inactive credential: its activation is the only thing it can be for.
+    let otp = app.sms_otp(&token, &credential.id).await;
+    let text = last_sms_text(&app);
+    assert!(
+        text.starts_with(&format!(
+            "sigillo: {otp} is your code to activate credential {}",
+            short(&credential.id)
+        )),
+        "{text}"
+    );
+    let (status, body) = app
+        .activate(&token, &credential.id, &credential.puk, "24681357", &otp)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // sendOTP for an active credential: a signature with it.
+    let otp = app.sms_otp(&token, &credential.id).await;
+    let text = last_sms_text(&app);
+    assert!(
+        text.contains(&format!(
+            "{otp} is your code to sign with credential {}",
+            short(&credential.id)
+        )),
+        "{text}"
+    );
+    app.operation_otp(&token, &credential.id, "pin_change")
+        .await;
+    assert!(last_sms_text(&app).contains("to change the PIN of credential"));
+    app.operation_otp(&token, &credential.id, "renew").await;
+    assert!(last_sms_text(&app).contains("to renew the certificate of credential"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_code_sent_for_a_pin_change_cannot_authorize_a_signature() {
+    let app = TestApp::spawn().await;
+    let (_, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let hashes = digests(1, 32);
+    let otp = app.operation_otp(&token, &credential, "pin_change").await;
+    let got = app
+        .authorize_with(
+            Csc::V2,
+            &token,
+            &credential,
+            &pin,
+            &otp,
+            1,
+            Some(&hashes),
+            Some(OID_SHA256),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    assert_eq!(
+        got.1["error_description"],
+        "this code was sent for another operation or credential"
+    );
+    let got = app
+        .authorize_with(
+            Csc::V1,
+            &token,
+            &credential,
+            &pin,
+            &otp,
+            1,
+            Some(&hashes),
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    // The refusal compared nothing and spent nothing: the code still changes the PIN.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/credentials/{credential}/pin"),
+            Some(&token),
+            json!({ "pin": pin, "new_pin": "11223344", "otp": otp }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A signature code cannot change the PIN either.
+    let otp = app.sms_otp(&token, &credential).await;
+    let got = app
+        .post(
+            &format!("/api/v1/credentials/{credential}/pin"),
+            Some(&token),
+            json!({ "pin": "11223344", "new_pin": "55667788", "otp": otp }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_code_for_one_credential_cannot_authorize_another() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let credential = app.create_credential(&user, "ec-p256", "signing").await;
+        let otp = app.sms_otp(&token, &credential.id).await;
+        let (status, body) = app
+            .activate(&token, &credential.id, &credential.puk, "24681357", &otp)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.push(credential.id);
+    }
+    let hashes = digests(1, 32);
+    let otp = app.sms_otp(&token, &ids[0]).await;
+    let got = app
+        .authorize_with(
+            Csc::V2,
+            &token,
+            &ids[1],
+            "24681357",
+            &otp,
+            1,
+            Some(&hashes),
+            Some(OID_SHA256),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    let (status, body) = app
+        .authorize_with(
+            Csc::V2,
+            &token,
+            &ids[0],
+            "24681357",
+            &otp,
+            1,
+            Some(&hashes),
+            Some(OID_SHA256),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

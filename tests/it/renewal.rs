@@ -88,32 +88,32 @@ async fn renewal_refusals_one_by_one() {
 
     // Outside the window: a fresh 3-year certificate.
     let (token, long, pin) = credential(&app, 1095).await;
-    let otp = app.sms_otp(&token, &long).await;
+    let otp = app.operation_otp(&token, &long, "renew").await;
     let got = renew(&app, &token, &long, true, &pin, &otp, &coupon[0]).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "not_in_renewal_window");
 
     let (token, id, pin) = credential(&app, 30).await;
     let got = renew(&app, &token, &id, false, &pin, "000000", &coupon[0]).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "identity_not_confirmed");
-    let otp = app.sms_otp(&token, &id).await;
+    let otp = app.operation_otp(&token, &id, "renew").await;
     let got = renew(&app, &token, &id, true, "13572468", &otp, &coupon[0]).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
     let got = renew(&app, &token, &id, true, &pin, "000000", &coupon[0]).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
-    let otp = app.sms_otp(&token, &id).await;
+    let otp = app.operation_otp(&token, &id, "renew").await;
     let got = renew(&app, &token, &id, true, &pin, &otp, "RNW-NOSUCHCOUPON1234").await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_coupon");
     // A refused renewal used no coupon: it works now, and only once.
-    let otp = app.sms_otp(&token, &id).await;
+    let otp = app.operation_otp(&token, &id, "renew").await;
     let (status, body) = renew(&app, &token, &id, true, &pin, &otp, &coupon[0]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let otp = app.sms_otp(&token, &id).await;
+    let otp = app.operation_otp(&token, &id, "renew").await;
     let got = renew(&app, &token, &id, true, &pin, &otp, &coupon[1]).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "already_renewed");
 
     // A used coupon cannot renew another credential.
     let (token2, id2, pin2) = credential(&app, 30).await;
-    let otp = app.sms_otp(&token2, &id2).await;
+    let otp = app.operation_otp(&token2, &id2, "renew").await;
     let got = renew(&app, &token2, &id2, true, &pin2, &otp, &coupon[0]).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_coupon");
 
@@ -157,7 +157,7 @@ async fn renewal_inside_the_window_certifies_the_same_key_for_three_more_years()
     assert_eq!(old["renewable"], true);
     let old_cert = app.leaf_certificate(Csc::V2, &token, &id).await;
 
-    let otp = app.sms_otp(&token, &id).await;
+    let otp = app.operation_otp(&token, &id, "renew").await;
     let (status, renewed) = renew(&app, &token, &id, true, &pin, &otp, &coupon[0]).await;
     assert_eq!(status, StatusCode::OK, "{renewed}");
     assert_eq!(

@@ -248,6 +248,20 @@ impl TestApp {
         self.last_sms_code()
     }
 
+    /// Sends an SMS OTP for `operation` (`pin_change`, `renew`, …) on `credential` through
+    /// the portal and returns the code from the outbox.
+    pub async fn operation_otp(&self, token: &str, credential: &str, operation: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/credentials/{credential}/otp"),
+                Some(token),
+                json!({ "operation": operation }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        self.last_sms_code()
+    }
+
     /// The 6-digit code in the newest outbox message.
     pub fn last_sms_code(&self) -> String {
         let outbox = std::fs::read_to_string(&self.config.otp.outbox_path).expect("outbox exists");

@@ -102,7 +102,7 @@ pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<Credential>, Db
     rows.iter().map(from_row).collect()
 }
 
-/// Which secret a wrong attempt was of.
+/// Which secret an attempt is of.
 #[derive(Debug, Clone, Copy)]
 pub enum Secret {
     /// 3 wrong PINs on an active credential PIN-block it (the PUK unblocks it).
@@ -111,47 +111,97 @@ pub enum Secret {
     Puk,
 }
 
-/// Records a wrong PIN or PUK in one atomic statement; at `limit` failures the credential
-/// changes state. Returns the failures counted so far and the resulting status.
-pub async fn record_failure(
+/// An attempt counted before its PIN or PUK is compared.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation {
+    /// Attempts counted so far, this one included.
+    pub failures: i32,
+    /// This attempt reached the limit and blocked the credential (undone if it proves right).
+    pub blocked: bool,
+}
+
+/// Counts one attempt at `secret` before it is compared, in one conditional UPDATE: only while
+/// the credential is in state `from` (`active` for a PIN; `inactive` or `pin_blocked` for a
+/// PUK) and under `limit`. The attempt that reaches the limit blocks the credential at once, so
+/// however many requests race, at most `limit` attempts are ever compared. `None`: refused
+/// (the state changed or the limit is reached); nothing may be compared.
+pub async fn reserve_attempt(
     db: &Db,
     id: Uuid,
     secret: Secret,
+    from: CredentialStatus,
     limit: i32,
-) -> Result<(i32, CredentialStatus), DbError> {
-    // Static SQL per kind: no identifier is ever spliced from input.
+) -> Result<Option<Reservation>, DbError> {
+    // Static SQL per kind: no identifier is ever spliced from input. SET reads the old row.
     let sql = match secret {
         Secret::Pin => {
             "UPDATE credentials SET pin_failures = pin_failures + 1, \
-                 status = CASE WHEN pin_failures + 1 >= $2 AND status = 'active' \
-                               THEN 'pin_blocked' ELSE status END \
-             WHERE credential_id = $1 RETURNING pin_failures AS failures, status"
+                 status = CASE WHEN pin_failures + 1 >= $2 THEN 'pin_blocked' ELSE status END \
+             WHERE credential_id = $1 AND status = $3 AND pin_failures < $2 \
+             RETURNING pin_failures AS failures, status"
         }
         Secret::Puk => {
             "UPDATE credentials SET puk_failures = puk_failures + 1, \
                  status = CASE WHEN puk_failures + 1 >= $2 THEN 'blocked' ELSE status END \
-             WHERE credential_id = $1 RETURNING puk_failures AS failures, status"
+             WHERE credential_id = $1 AND status = $3 AND puk_failures < $2 \
+             RETURNING puk_failures AS failures, status"
         }
     };
     let client = db.get().await?;
-    let row = client.query_one(sql, &[&id, &limit]).await?;
-    let status: String = row.try_get("status")?;
-    Ok((
-        row.try_get("failures")?,
-        status
-            .parse()
-            .map_err(|()| DbError::Corrupt("credentials.status"))?,
-    ))
+    let row = client
+        .query_opt(sql, &[&id, &limit, &from.as_str()])
+        .await?;
+    row.map(|r| {
+        let status: String = r.try_get("status")?;
+        Ok(Reservation {
+            failures: r.try_get("failures")?,
+            blocked: status != from.as_str(),
+        })
+    })
+    .transpose()
 }
 
-/// A right PIN clears the count of wrong ones.
-pub async fn reset_pin_failures(db: &Db, id: Uuid) -> Result<(), DbError> {
+/// What became of a reserved attempt.
+#[derive(Debug, Clone, Copy)]
+pub enum Release {
+    /// The secret was right: a right PIN clears the count of wrong ones; a right PUK gives its
+    /// attempt back (activation and unblock then clear the PUK count).
+    Right,
+    /// The secret could not be compared (HSM error): the attempt is given back.
+    Unchecked,
+}
+
+/// Gives back a reservation (see [`Release`]); if the attempt had blocked the credential, the
+/// credential returns to `from` — unless something else changed its state meanwhile.
+pub async fn release_attempt(
+    db: &Db,
+    id: Uuid,
+    secret: Secret,
+    reservation: Reservation,
+    from: CredentialStatus,
+    release: Release,
+    limit: i32,
+) -> Result<(), DbError> {
+    let sql = match (secret, release) {
+        (Secret::Pin, Release::Right) => {
+            "UPDATE credentials SET pin_failures = 0, status = $4 \
+             WHERE credential_id = $1 AND (status = $4 \
+                 OR ($2 AND status = 'pin_blocked' AND pin_failures = $3))"
+        }
+        (Secret::Pin, Release::Unchecked) => {
+            "UPDATE credentials SET pin_failures = GREATEST(pin_failures - 1, 0), status = $4 \
+             WHERE credential_id = $1 AND (status = $4 \
+                 OR ($2 AND status = 'pin_blocked' AND pin_failures = $3))"
+        }
+        (Secret::Puk, _) => {
+            "UPDATE credentials SET puk_failures = GREATEST(puk_failures - 1, 0), status = $4 \
+             WHERE credential_id = $1 AND (status = $4 \
+                 OR ($2 AND status = 'blocked' AND puk_failures = $3))"
+        }
+    };
     let client = db.get().await?;
     client
-        .execute(
-            "UPDATE credentials SET pin_failures = 0 WHERE credential_id = $1 AND status = 'active'",
-            &[&id],
-        )
+        .execute(sql, &[&id, &reservation.blocked, &limit, &from.as_str()])
         .await?;
     Ok(())
 }

@@ -253,7 +253,7 @@ async fn parallel_renewals_with_one_coupon_get_one_certificate_signed() {
     let mut requests = Vec::new();
     for _ in 0..RENEWALS {
         let (token, id, pin) = credential(&app, 30).await;
-        let otp = app.sms_otp(&token, &id).await;
+        let otp = app.operation_otp(&token, &id, "renew").await;
         requests.push((token, id, pin, otp));
     }
     let signed_before = hsm_signatures(&app);

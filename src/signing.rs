@@ -98,7 +98,16 @@ pub async fn sign_hash(
         .redis_duration
         .with_label_values(&["consume_sad"])
         .observe(redis_started.elapsed().as_secs_f64());
-    let consumed = match consumed? {
+    let consumed = match consumed {
+        Ok(consumed) => consumed,
+        Err(e) => {
+            // Redis gave no answer: the SAD step may still run, and what it takes is given
+            // back once Redis answers (`sad::consume`). Nothing was signed.
+            audit("failed_redis", None).await?;
+            return Err(e.into());
+        }
+    };
+    let consumed = match consumed {
         Ok(consumed) => consumed,
         Err(refused) => {
             let outcome = match refused {

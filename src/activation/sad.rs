@@ -26,8 +26,11 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use openssl::sha::sha256;
 use rand::RngCore;
+use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::Sha256;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -440,7 +443,19 @@ pub async fn consume(
         invocation.arg(tag);
     }
     let mut conn = kv.loop_conn().await?;
-    let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+    let reply: Vec<String> = match invocation.invoke_async(&mut conn).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            // No reply is no refusal: the script may have run, or may still run.
+            if e.is_timeout()
+                || e.is_connection_dropped()
+                || !e.is_connection_refusal() && e.is_io_error()
+            {
+                give_back_after_stall(conn, GiveBack::of(kv, claim, true));
+            }
+            return Err(e.into());
+        }
+    };
     let field = |i: usize| reply.get(i).map_or("", String::as_str);
     let detail = field(1).parse::<u32>().unwrap_or(0);
     Ok(match field(0) {
@@ -508,11 +523,10 @@ fn verify(
     })
 }
 
-/// Gives back signatures consumed by a request that then failed (HSM or audit down), so the
-/// subscriber loses nothing. Only while the SAD still exists; the tag set gets the SAD's
-/// remaining lifetime (a set emptied by the consume is re-created, never without a TTL).
-pub async fn restore(kv: &Kv, claim: &Claim<'_>) -> Result<(), KvError> {
-    const RESTORE: &str = r"
+/// KEYS: sad hash, hash-tag set, and (for a give-back after a Redis stall) a marker that makes
+/// the give-back happen once however often it is sent. ARGV: count, hash tags…
+const RESTORE: &str = r"
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', 300) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
 if redis.call('HGET', KEYS[1], 'bound') == '1' then
@@ -522,16 +536,100 @@ if redis.call('HGET', KEYS[1], 'bound') == '1' then
 end
 return 1
 ";
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTORE));
-    let (main, bound) = keys(kv, claim.user_id, claim.sad);
-    let mut invocation = SCRIPT.prepare_invoke();
-    invocation.key(&main).key(&bound).arg(claim.tags.len());
-    for tag in claim.tags {
-        invocation.arg(tag);
+
+static RESTORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTORE));
+
+/// What a give-back needs, owned (it may outlive the request).
+struct GiveBack {
+    main: String,
+    bound: String,
+    once: Option<String>,
+    tags: Vec<String>,
+}
+
+impl GiveBack {
+    fn of(kv: &Kv, claim: &Claim<'_>, once: bool) -> GiveBack {
+        let (main, bound) = keys(kv, claim.user_id, claim.sad);
+        let once = once.then(|| {
+            let mut random = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut random);
+            kv.user_key(claim.user_id, &["gb:", &hex::encode(random)])
+        });
+        GiveBack {
+            main,
+            bound,
+            once,
+            tags: claim.tags.to_vec(),
+        }
     }
+
+    async fn send(&self, conn: &mut ConnectionManager) -> Result<(), redis::RedisError> {
+        let mut invocation = RESTORE_SCRIPT.prepare_invoke();
+        invocation.key(&self.main).key(&self.bound);
+        if let Some(once) = &self.once {
+            invocation.key(once);
+        }
+        invocation.arg(self.tags.len());
+        for tag in &self.tags {
+            invocation.arg(tag);
+        }
+        let _: i64 = invocation.invoke_async(conn).await?;
+        Ok(())
+    }
+}
+
+/// Gives back signatures consumed by a request that then failed (HSM or audit down), so the
+/// subscriber loses nothing. Only while the SAD still exists; the tag set gets the SAD's
+/// remaining lifetime (a set emptied by the consume is re-created, never without a TTL).
+pub async fn restore(kv: &Kv, claim: &Claim<'_>) -> Result<(), KvError> {
     let mut conn = kv.conn();
-    let _: i64 = invocation.invoke_async(&mut conn).await?;
+    GiveBack::of(kv, claim, false).send(&mut conn).await?;
     Ok(())
+}
+
+/// Give-backs waiting for Redis to answer again; past this many, a stall's give-back is
+/// dropped (and logged) rather than letting an outage grow the gateway's memory.
+const MAX_PENDING_GIVE_BACKS: usize = 10_000;
+
+/// A consume whose reply never came (Redis stalled or the connection dropped) may still run
+/// when Redis answers again. Once Redis answers a PING on the same connection (commands on one
+/// connection run in order, so the consume has run by then, if it ever will), give back what
+/// it may have taken — once, however often the give-back is sent. If the consume never ran,
+/// Redis is credited a little more than the truth; the SAD's durable record, which every
+/// signHash's audit commit spends, still refuses any signature beyond what was authorised.
+fn give_back_after_stall(conn: ConnectionManager, give_back: GiveBack) {
+    static PENDING: AtomicUsize = AtomicUsize::new(0);
+    if PENDING.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_GIVE_BACKS {
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+        tracing::error!("too many give-backs waiting for Redis: one SAD may lose signatures");
+        return;
+    }
+    tokio::spawn(async move {
+        let mut conn = conn;
+        let mut delay = Duration::from_millis(200);
+        let mut done = false;
+        for _ in 0..40 {
+            let ping: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+            if ping.is_ok() {
+                // Other connections' queued commands run within the same moment.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if give_back.send(&mut conn).await.is_ok() {
+                    done = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+        if done {
+            tracing::warn!("gave back the signatures of a signHash whose Redis call got no reply");
+        } else {
+            tracing::error!(
+                "Redis did not come back: a timed-out signHash's signatures were not given back"
+            );
+        }
+    });
 }
 
 /// An extended SAD.

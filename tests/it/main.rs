@@ -21,6 +21,7 @@ mod ops;
 mod otp;
 mod pin_race;
 mod pyhanko;
+mod redis_stall;
 mod renewal;
 mod secrecy;
 mod sessions;

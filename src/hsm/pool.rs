@@ -343,22 +343,26 @@ impl Worker {
         if FINALIZED.load(Ordering::SeqCst) {
             return Err(HsmError::Stopped);
         }
-        let mut retried = false;
+        // Each recovery at most once per job. Both may be needed in a row: a token that loses
+        // a session may also drop the handles of its objects (SoftHSM2 does when the last
+        // session of the token closes), so the retry on a new session meets stale handles.
+        let (mut reopened, mut evicted) = (false, false);
         loop {
             let handles = self.handles.clone();
             let result = job(self.session()?, &handles);
             match result {
-                Err(HsmError::SessionLost { op }) if !retried => {
+                Err(HsmError::SessionLost { op }) if !reopened => {
                     tracing::warn!(op, "HSM session lost; reopening and retrying once");
                     self.session = None;
+                    reopened = true;
                 }
-                Err(HsmError::StaleHandle { op }) if !retried => {
+                Err(HsmError::StaleHandle { op }) if !evicted => {
                     tracing::warn!(op, "stale HSM handle; evicting cache and retrying once");
                     handles.clear();
+                    evicted = true;
                 }
                 other => return other,
             }
-            retried = true;
         }
     }
 }

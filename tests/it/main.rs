@@ -11,6 +11,7 @@ mod csc_api;
 mod csc_flow;
 mod csc_refusals;
 mod devices;
+mod hsm_faults;
 mod http_hygiene;
 mod keystore;
 mod kv;

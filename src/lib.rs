@@ -47,3 +47,6 @@ pub mod secrets;
 pub mod services;
 pub mod signing;
 pub mod telemetry;
+
+#[cfg(test)]
+mod proptests;

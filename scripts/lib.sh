@@ -173,11 +173,59 @@ rand_alnum() {
 }
 rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
-# start_redis DIR PORT [PERSIST] — redis-server on 127.0.0.1:PORT with its files
-# in DIR/redis. PERSIST=yes turns on the append-only file (dev); default: no
-# persistence at all (tests). Returns once PING answers PONG.
+# tls_make_ca DIR — a throwaway certificate authority in DIR (kept if present):
+#   ca.pem/ca.key          the CA (EC P-256, 30 days)
+#   server.pem/server.key  a server certificate for 127.0.0.1 and localhost
+#   client.pem/client.key  a client certificate (CN=sigillo-operator), for mTLS
+# Private keys are 0600. For tests and scripts/dev only: never a production CA.
+tls_make_ca() {
+	local dir=$1
+	command -v openssl >/dev/null 2>&1 || die "openssl not found"
+	mkdir -p "$dir"
+	if [[ -s ${dir}/ca.pem && -s ${dir}/server.pem && -s ${dir}/client.pem ]]; then
+		return 0
+	fi
+	(
+		set -e
+		cd "$dir"
+		umask 077
+		openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+			-keyout ca.key -out ca.pem -days 30 -subj "/CN=sigillo throwaway CA" \
+			-addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+		printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+			"extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+		printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+			"extendedKeyUsage=clientAuth" >client.ext
+		local name cn
+		for name in server client; do
+			cn=localhost
+			[[ $name == client ]] && cn=sigillo-operator
+			openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+				-keyout "${name}.key" -out "${name}.csr" -subj "/CN=${cn}" 2>/dev/null
+			openssl x509 -req -in "${name}.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
+				-days 30 -extfile "${name}.ext" -out "${name}.pem" 2>/dev/null
+			rm -f "${name}.csr" "${name}.ext"
+		done
+		chmod 644 ca.pem server.pem client.pem
+	) || die "could not create the throwaway CA in ${dir}"
+	log "throwaway CA in ${dir} (ca.pem; server and client certificates)"
+}
+
+# start_redis DIR PORT [PERSIST [TLS_PORT TLS_DIR]] — redis-server on
+# 127.0.0.1:PORT with its files in DIR/redis. PERSIST=yes turns on the
+# append-only file with an fsync per write (dev: what compose.yaml does too);
+# default: no persistence at all (tests, bench; see README). With TLS_PORT,
+# it also serves TLS there with TLS_DIR/server.pem (see tls_make_ca; clients
+# need no certificate). Returns once PING answers PONG.
 start_redis() {
-	local dir=$1 port=$2 persist=${3:-no}
+	local dir=$1 port=$2 persist=${3:-no} tls_port=${4:-} tls_dir=${5:-}
+	local tls=()
+	if [[ -n $tls_port ]]; then
+		tls=(--tls-port "$tls_port" --tls-cert-file "${tls_dir}/server.pem"
+			--tls-key-file "${tls_dir}/server.key" --tls-ca-cert-file "${tls_dir}/ca.pem"
+			--tls-auth-clients no)
+	fi
 	local rdir="${dir}/redis"
 	local pidfile="${rdir}/redis.pid"
 	mkdir -p "$rdir"
@@ -189,7 +237,7 @@ start_redis() {
 		rm -f "$pidfile"
 		redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
 			--dir "$rdir" --daemonize yes --pidfile "$pidfile" --logfile "${rdir}/redis.log" \
-			--save '' --appendonly "$persist" --appendfsync everysec \
+			--save '' --appendonly "$persist" --appendfsync always "${tls[@]}" \
 			>/dev/null || die "redis-server failed to start (see ${rdir}/redis.log)"
 	fi
 	_SIGILLO_REDIS+=("${port}:${pidfile}")
@@ -215,11 +263,12 @@ _pg_run() {
 	fi
 }
 
-# start_postgres DIR PORT — a throwaway cluster in DIR/pg (created on first use),
-# listening on 127.0.0.1:PORT only, its unix socket in DIR/pg, log in DIR/pg.log,
-# with a database named sigillo.
+# start_postgres DIR PORT [TLS_DIR] — a throwaway cluster in DIR/pg (created on
+# first use), listening on 127.0.0.1:PORT only, its unix socket in DIR/pg, log in
+# DIR/pg.log, with a database named sigillo. With TLS_DIR (see tls_make_ca) it
+# also accepts TLS (ssl = on, TLS_DIR/server.pem); plain connections still work.
 start_postgres() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 tls_dir=${3:-}
 	local pgdata="${dir}/pg" logfile="${dir}/pg.log" bin
 	bin="$(pg_bindir)" || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
 	mkdir -p "$pgdata"
@@ -259,6 +308,16 @@ port = ${port}
 unix_socket_directories = '${sockdir}'
 max_connections = 300
 CONF
+	if [[ -n $tls_dir ]]; then
+		install -m 600 "${tls_dir}/server.key" "${pgdata}/sigillo-server.key"
+		install -m 644 "${tls_dir}/server.pem" "${pgdata}/sigillo-server.pem"
+		if [[ ${EUID} -eq 0 ]]; then
+			chown postgres: "${pgdata}/sigillo-server.key" "${pgdata}/sigillo-server.pem"
+		fi
+		printf '%s\n' "ssl = on" "ssl_cert_file = 'sigillo-server.pem'" \
+			"ssl_key_file = 'sigillo-server.key'" "ssl_min_protocol_version = 'TLSv1.2'" \
+			>>"${pgdata}/sigillo.conf"
+	fi
 	if [[ ${EUID} -eq 0 ]]; then
 		chown postgres: "${pgdata}/sigillo.conf"
 	fi

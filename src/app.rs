@@ -1,6 +1,9 @@
 //! The route table — the one place that shows every endpoint — and the two listeners: the
 //! public one (CSC, portal, operations) and the admin one (admin API, `/metrics`).
 //!
+//! Both listeners serve TLS when `tls.cert_file` is set (see `tls`); the admin one then may
+//! require a client certificate, and the public one sends HSTS.
+//!
 //! Every response of both listeners, errors included, carries `X-Content-Type-Options: nosniff`
 //! and `Cache-Control: no-store`: most of the API returns tokens, SADs, signatures, PUKs or
 //! TOTP URIs, and one rule for all cannot forget one of them.
@@ -8,7 +11,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
-use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::{header, Method};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
@@ -228,6 +231,15 @@ fn security_headers() -> DefaultHeaders {
         .add((header::CACHE_CONTROL, "no-store"))
 }
 
+/// The public listener's headers: with TLS on, also HSTS, so that a browser that once reached
+/// the portal over HTTPS never sends a password or token over plain HTTP to this host again.
+fn public_headers(hsts: Option<String>) -> DefaultHeaders {
+    match hsts {
+        Some(value) => security_headers().add((header::STRICT_TRANSPORT_SECURITY, value)),
+        None => security_headers(),
+    }
+}
+
 /// A running gateway: both listeners bound, serving in the background.
 pub struct Running {
     pub public_addr: SocketAddr,
@@ -260,11 +272,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let admin_addr = admin_listener.local_addr()?;
     let workers = threads_or_cores(config.server.workers);
     let body_limit = config.server.max_body_bytes;
+    let tls = config.tls.clone();
+    // Fail before the services start (migrations, HSM) if a certificate or key is unusable.
+    if tls.enabled() {
+        crate::tls::acceptor(&tls, None)?;
+    }
+    let hsts = (tls.enabled() && tls.hsts_max_age_secs > 0)
+        .then(|| format!("max-age={}", tls.hsts_max_age_secs));
     let services = web::Data::new(Services::build(config).await?);
     let readiness = web::Data::new(health::Readiness::default());
 
     let data = services.clone();
-    let public: Server = HttpServer::new(move || {
+    let public = HttpServer::new(move || {
         let metrics = data.clone();
         App::new()
             .app_data(data.clone())
@@ -290,16 +309,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 }
             })
             .wrap(TracingLogger::<RequestSpan>::new())
-            .wrap(security_headers())
+            .wrap(public_headers(hsts.clone()))
             .configure(register(public_endpoints()))
             .default_service(web::to(not_found))
     })
-    .workers(workers)
-    .listen(public_listener)?
+    .workers(workers);
+    let public = if tls.enabled() {
+        public.listen_openssl(public_listener, crate::tls::acceptor(&tls, None)?)?
+    } else {
+        public.listen(public_listener)?
+    }
     .run();
 
     let data = services.clone();
-    let admin: Server = HttpServer::new(move || {
+    let admin = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(json_config(64 * 1024))
@@ -309,8 +332,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .configure(register(admin_endpoints()))
             .default_service(web::to(not_found))
     })
-    .workers(1)
-    .listen(admin_listener)?
+    .workers(1);
+    let client_ca = Some(tls.admin_client_ca_file.as_path()).filter(|p| !p.as_os_str().is_empty());
+    let admin = if tls.enabled() {
+        admin.listen_openssl(admin_listener, crate::tls::acceptor(&tls, client_ca)?)?
+    } else {
+        admin.listen(admin_listener)?
+    }
     .run();
 
     let notice_interval =

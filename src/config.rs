@@ -56,6 +56,29 @@ pub struct Config {
     pub ca: CaConfig,
     pub csc: CscConfig,
     pub lifecycle: LifecycleConfig,
+    pub tls: TlsConfig,
+}
+
+/// TLS of the two listeners. Off (plain HTTP) while `cert_file` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first) served by both listeners; empty: plain HTTP.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`.
+    pub key_file: PathBuf,
+    /// PEM CA certificates; when set, the admin listener refuses a client without a
+    /// certificate issued by one of them (mTLS).
+    pub admin_client_ca_file: PathBuf,
+    /// `Strict-Transport-Security` max-age of the public listener's responses (0: no header).
+    pub hsts_max_age_secs: u64,
+}
+
+impl TlsConfig {
+    /// Whether the listeners serve TLS.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +110,9 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     /// Schema the gateway's tables live in (tests give each app its own).
     pub schema: String,
+    /// PEM CA certificates the server's certificate must chain to; when set (or when the URL
+    /// says `sslmode=verify-full`), connections use TLS with the host name checked.
+    pub ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +121,9 @@ pub struct RedisConfig {
     pub url: Secret,
     /// Prefix of every key the gateway writes (tests give each app its own).
     pub key_prefix: String,
+    /// PEM CA certificates a `rediss://` server's certificate must chain to (empty: the
+    /// system's trust store only).
+    pub ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +329,21 @@ impl Config {
         if self.database.pool_size == 0 || self.hsm.queue_depth == 0 {
             return invalid("database.pool_size/hsm.queue_depth", "must be positive");
         }
+        let tls = &self.tls;
+        if tls.enabled() == tls.key_file.as_os_str().is_empty() {
+            return invalid("tls.key_file", "tls.cert_file and tls.key_file go together");
+        }
+        if !tls.enabled() && !tls.admin_client_ca_file.as_os_str().is_empty() {
+            return invalid(
+                "tls.admin_client_ca_file",
+                "client certificates need TLS: set tls.cert_file and tls.key_file",
+            );
+        }
+        if !self.redis.ca_file.as_os_str().is_empty()
+            && !self.redis.url.expose().starts_with("rediss://")
+        {
+            return invalid("redis.ca_file", "a CA needs a rediss:// URL");
+        }
         Ok(())
     }
 }
@@ -395,6 +439,32 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn tls_settings_go_together() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        assert!(!config.tls.enabled());
+        config.tls.admin_client_ca_file = "ca.pem".into();
+        assert_eq!(key(&config), Some("tls.admin_client_ca_file"));
+        config.tls.cert_file = "server.pem".into();
+        assert_eq!(key(&config), Some("tls.key_file"));
+        config.tls.key_file = "server.key".into();
+        assert_eq!(key(&config), None);
+        config.tls.cert_file = "".into();
+        assert_eq!(key(&config), Some("tls.key_file"));
+        config.tls.cert_file = "server.pem".into();
+        config.redis.ca_file = "ca.pem".into();
+        assert_eq!(key(&config), Some("redis.ca_file"));
+        config.redis.url = Secret::new("rediss://127.0.0.1:6380/");
+        assert_eq!(key(&config), None);
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }

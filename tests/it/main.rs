@@ -28,3 +28,4 @@ mod secrecy;
 mod sessions;
 mod sole_control;
 mod support;
+mod tls;

@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             running.wait().await;
         }
         Command::Migrate => {
-            let pool = db::connect(&config.database).await?;
+            let pool = db::connect_owner(&config.database).await?;
             let applied = db::migrate::run(&pool).await?;
             println!("{}", json!({ "applied": applied }));
         }

@@ -64,8 +64,12 @@ impl Services {
     /// Connects to PostgreSQL (and migrates), Redis and the HSM, then loads or creates the
     /// gateway's own HSM objects under a cluster-wide lock.
     pub async fn build(config: Config) -> Result<Services, StartError> {
+        // Migrations as the schema's owner; everything else as the runtime role, which can
+        // add audit rows but not change or remove them.
+        let owner = db::connect_owner(&config.database).await?;
+        db::migrate::run(&owner).await?;
+        drop(owner);
         let db = db::connect(&config.database).await?;
-        db::migrate::run(&db).await?;
         let kv = Kv::connect(&config.redis).await?;
         let metrics = Metrics::new()?;
         let hsm_config = config.hsm.clone();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::activation::sad::SadSeal;
 use crate::activation::PinVault;
+use crate::audit::chain::ChainKey;
 use crate::audit::Audit;
 use crate::auth::Tokens;
 use crate::ca::{Ca, CaError};
@@ -45,6 +46,8 @@ pub struct Services {
     pub config: Config,
     pub db: Db,
     pub audit: Audit,
+    /// Keys the audit hash chain (derived in the HSM); `audit::verify` checks with it.
+    pub audit_chain: Arc<ChainKey>,
     pub kv: Kv,
     pub hsm: Hsm,
     pub ca: Ca,
@@ -89,9 +92,10 @@ impl Services {
         let own_objects = async {
             let pins = PinVault::ensure(&hsm).await?;
             let sad_seal = SadSeal::ensure(&hsm).await?;
+            let audit_chain = ChainKey::ensure(&hsm).await?;
             let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
             let secrets = Secrets::ensure(&hsm, config.security.token_secret.expose()).await?;
-            Ok::<_, StartError>((pins, sad_seal, ca, secrets))
+            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, secrets))
         }
         .await;
         lock.execute(
@@ -100,7 +104,8 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, sad_seal, ca, secrets) = own_objects?;
+        let (pins, sad_seal, audit_chain, ca, secrets) = own_objects?;
+        let audit_chain = Arc::new(audit_chain);
         let secrets = Arc::new(secrets);
         let keys = hsm.preload_keys().await?;
         tracing::info!(keys, "HSM key handles cached");
@@ -119,7 +124,8 @@ impl Services {
             &lifecycle.email_http_url,
         )?;
         let services = Services {
-            audit: Audit::start(db.clone(), &metrics),
+            audit: Audit::start(db.clone(), &metrics, audit_chain.clone()),
+            audit_chain,
             metrics,
             config,
             db,

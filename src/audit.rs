@@ -5,11 +5,13 @@
 //! not Redis, is the authority on how many signatures a SAD may still give.
 //!
 //! The log is tamper-evident: every row is a link of a hash chain keyed in the HSM
-//! ([`chain`]), checked by `sigillo audit verify`. Each writer (one per gateway
+//! ([`chain`]), checked by `sigillo audit verify` ([`verify`]). Each writer (one per gateway
 //! process) keeps its own chain and holds its head, so a commit computes its links in memory
 //! and stays one statement, and the writers of several nodes never wait on each other.
 
 pub mod chain;
+pub mod export;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

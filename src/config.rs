@@ -113,6 +113,13 @@ pub struct DatabaseConfig {
     /// PEM CA certificates the server's certificate must chain to; when set (or when the URL
     /// says `sslmode=verify-full`), connections use TLS with the host name checked.
     pub ca_file: PathBuf,
+    /// The schema owner's connection, for migrations only; empty: `url` migrates too.
+    #[serde(default)]
+    pub migration_url: Secret,
+    /// Role every runtime connection takes (`SET ROLE` at connect): it may add audit rows but
+    /// never change or remove them. Empty: the login of `url` is used as it is.
+    #[serde(default)]
+    pub runtime_role: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,6 +333,9 @@ impl Config {
         if !is_identifier(&self.database.schema) {
             return invalid("database.schema", "must be a plain SQL identifier");
         }
+        if !self.database.runtime_role.is_empty() && !is_identifier(&self.database.runtime_role) {
+            return invalid("database.runtime_role", "must be a plain SQL identifier");
+        }
         if self.database.pool_size == 0 || self.hsm.queue_depth == 0 {
             return invalid("database.pool_size/hsm.queue_depth", "must be positive");
         }
@@ -417,6 +427,26 @@ mod tests {
         config.security.jwt_secret = Secret::new("c".repeat(32));
         config.security.login_max_failures_per_addr = 0;
         assert_eq!(key(&config), Some("security"));
+    }
+
+    #[test]
+    fn the_runtime_role_is_a_plain_identifier_or_empty() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        assert_eq!(config.database.runtime_role, "sigillo_runtime");
+        assert!(config.validate().is_ok());
+        config.database.runtime_role = String::new();
+        assert!(config.validate().is_ok());
+        config.database.runtime_role = "x -c role=postgres".into();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid {
+                key: "database.runtime_role",
+                ..
+            })
+        ));
     }
 
     #[test]

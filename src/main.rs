@@ -1,13 +1,19 @@
-//! The `sigillo` command: `serve`, `migrate`, and the operator's `admin` commands.
+//! The `sigillo` command: `serve`, `migrate`, the operator's `admin` commands, and `audit`
+//! (verify the audit log's chain, export it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
+use sigillo::audit::chain::ChainKey;
+use sigillo::audit::{export, verify};
 use sigillo::config::Config;
 use sigillo::enrolment::{self, NewCredential, NewUser};
+use sigillo::hsm::Hsm;
 use sigillo::services::{Services, StartError};
 use sigillo::{app, db, telemetry};
 
@@ -34,6 +40,28 @@ enum Command {
     /// Operator commands (the same operations as the admin API).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The tamper-evident audit log: check its chain, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Checks every row's link in the HSM-keyed hash chain; prints a JSON report and exits
+    /// non-zero at the first broken row.
+    Verify,
+    /// Writes the rows of a time range (RFC 3339; from inclusive, to exclusive) as JSON lines
+    /// with their chain values.
+    Export {
+        #[arg(long, value_parser = parse_time)]
+        from: Option<OffsetDateTime>,
+        #[arg(long, value_parser = parse_time)]
+        to: Option<OffsetDateTime>,
+    },
+}
+
+fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value, &Rfc3339).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 #[derive(Subcommand)]
@@ -86,6 +114,12 @@ enum CliError {
     Enrol(#[from] enrolment::EnrolError),
     #[error("{0}")]
     Usage(String),
+    #[error("HSM: {0}")]
+    Hsm(#[from] sigillo::hsm::HsmError),
+    #[error(transparent)]
+    Export(#[from] sigillo::audit::export::ExportError),
+    #[error("the audit chain is broken at row {row:?}: {why}")]
+    ChainBroken { row: Option<i64>, why: String },
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -96,13 +130,40 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             running.wait().await;
         }
         Command::Migrate => {
-            let pool = db::connect(&config.database).await?;
+            let pool = db::connect_owner(&config.database).await?;
             let applied = db::migrate::run(&pool).await?;
             println!("{}", json!({ "applied": applied }));
         }
         Command::Admin(command) => {
             let services = Services::build(config).await?;
             admin(&services, command).await?;
+        }
+        Command::Audit(command) => audit(config, command).await?,
+    }
+    Ok(())
+}
+
+async fn audit(config: Config, command: AuditCommand) -> Result<(), CliError> {
+    let pool = db::connect(&config.database).await?;
+    match command {
+        AuditCommand::Verify => {
+            let hsm_config = config.hsm.clone();
+            let hsm = tokio::task::spawn_blocking(move || Hsm::start(&hsm_config, None))
+                .await
+                .map_err(|e| StartError::Task(e.to_string()))??;
+            let key = ChainKey::open(&hsm).await?;
+            let report = verify::verify(&pool, &key).await?;
+            println!("{}", json!(report));
+            if let Some(broken) = report.broken {
+                return Err(CliError::ChainBroken {
+                    row: broken.row_id,
+                    why: broken.explanation,
+                });
+            }
+        }
+        AuditCommand::Export { from, to } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export::export(&pool, from, to, &mut out).await?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::activation::sad::SadSeal;
 use crate::activation::PinVault;
+use crate::audit::chain::ChainKey;
 use crate::audit::Audit;
 use crate::auth::Tokens;
 use crate::ca::{Ca, CaError};
@@ -47,6 +48,8 @@ pub struct Services {
     pub config: Config,
     pub db: Db,
     pub audit: Audit,
+    /// Keys the audit hash chain (derived in the HSM); `audit::verify` checks with it.
+    pub audit_chain: Arc<ChainKey>,
     pub kv: Kv,
     pub hsm: Hsm,
     pub ca: Ca,
@@ -66,8 +69,12 @@ impl Services {
     /// Connects to PostgreSQL (and migrates), Redis and the HSM, then loads or creates the
     /// gateway's own HSM objects under a cluster-wide lock.
     pub async fn build(config: Config) -> Result<Services, StartError> {
+        // Migrations as the schema's owner; everything else as the runtime role, which can
+        // add audit rows but not change or remove them.
+        let owner = db::connect_owner(&config.database).await?;
+        db::migrate::run(&owner).await?;
+        drop(owner);
         let db = db::connect(&config.database).await?;
-        db::migrate::run(&db).await?;
         let kv = Kv::connect(&config.redis).await?;
         let metrics = Metrics::new()?;
         let hsm_config = config.hsm.clone();
@@ -87,9 +94,10 @@ impl Services {
         let own_objects = async {
             let pins = PinVault::ensure(&hsm).await?;
             let sad_seal = SadSeal::ensure(&hsm).await?;
+            let audit_chain = ChainKey::ensure(&hsm).await?;
             let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
             let secrets = Secrets::ensure(&hsm, config.security.token_secret.expose()).await?;
-            Ok::<_, StartError>((pins, sad_seal, ca, secrets))
+            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, secrets))
         }
         .await;
         lock.execute(
@@ -98,7 +106,8 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, sad_seal, ca, secrets) = own_objects?;
+        let (pins, sad_seal, audit_chain, ca, secrets) = own_objects?;
+        let audit_chain = Arc::new(audit_chain);
         let secrets = Arc::new(secrets);
         let keys = hsm.preload_keys().await?;
         tracing::info!(keys, "HSM key handles cached");
@@ -117,7 +126,8 @@ impl Services {
             &lifecycle.email_http_url,
         )?;
         let services = Services {
-            audit: Audit::start(db.clone(), &metrics),
+            audit: Audit::start(db.clone(), &metrics, audit_chain.clone()),
+            audit_chain,
             metrics,
             config,
             db,

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0004_notices.sql"),
     ),
     (5, "sads", include_str!("../../migrations/0005_sads.sql")),
+    (
+        6,
+        "audit_chain",
+        include_str!("../../migrations/0006_audit_chain.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

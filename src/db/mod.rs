@@ -7,4 +7,4 @@ mod pool;
 pub mod repo;
 
 pub use error::DbError;
-pub use pool::{connect, Db};
+pub use pool::{connect, connect_owner, Db};

@@ -5,6 +5,7 @@
 
 mod activation;
 mod admin;
+mod audit_chain;
 mod bootstrap;
 mod ca;
 mod csc_api;

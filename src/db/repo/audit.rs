@@ -1,6 +1,7 @@
-//! The `audit_log` table.
+//! The `audit_log` table and the heads of its hash chains (`audit_chains`).
 
 use serde_json::Value;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::{Db, DbError};
@@ -27,72 +28,128 @@ pub struct AuditRecord {
 /// The outcome written instead when a SAD's durable record refused the spend.
 pub const REFUSED_DURABLE: &str = "refused_sad_spent";
 
-/// Inserts `records` in one statement (one commit) and spends their SADs in the same one.
-/// A record whose spend the `sads` table refuses — more signatures than authorised, past the
-/// deadline, or a credential no longer active or suspended since — is written with outcome
-/// `refused_sad_spent`; the positions of those records are returned, and their callers must
-/// not release a signature. Spends of one SAD in one batch are granted or refused together.
-pub async fn insert_many(db: &Db, records: &[&AuditRecord]) -> Result<Vec<usize>, DbError> {
-    let actors: Vec<&str> = records.iter().map(|r| r.actor.as_str()).collect();
-    let actions: Vec<&str> = records.iter().map(|r| r.action).collect();
-    let credentials: Vec<Option<Uuid>> = records.iter().map(|r| r.credential_id).collect();
-    let outcomes: Vec<&str> = records.iter().map(|r| r.outcome).collect();
-    let details: Vec<&Value> = records.iter().map(|r| &r.detail).collect();
+/// A row to write, with its final outcome and its link in the chain.
+pub struct ChainedRow<'a> {
+    pub record: &'a AuditRecord,
+    /// `record.outcome`, or [`REFUSED_DURABLE`] when its spend is known to be refused.
+    pub outcome: &'a str,
+    /// The spend to make; `None` when there is none or it is known to be refused.
+    pub spends: Option<SadSpend>,
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+/// The head of a chain: how many rows it has, and the link of the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+}
+
+/// What [`insert_many`] did.
+#[derive(Debug)]
+pub enum Insert {
+    /// The rows are written, every spend made, the chain's head moved past them.
+    Written,
+    /// Nothing was written nor spent: these SADs refused their spends, or the head is not
+    /// the one the links were computed from (`head`: the one found; `None`: no such chain).
+    Stale {
+        refused: Vec<Uuid>,
+        head: Option<Head>,
+    },
+}
+
+/// Registers a new chain whose first row follows `start` (nothing if it exists).
+pub async fn start_chain(db: &Db, chain_id: Uuid, start: &[u8]) -> Result<(), DbError> {
     let client = db.get().await?;
-    if records.iter().all(|r| r.spends.is_none()) {
-        // Prepared once per connection: the hot path pays no parse/plan per commit.
-        let insert = client
-            .prepare_cached(
-                "INSERT INTO audit_log (actor, action, credential_id, outcome, detail) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[])",
-            )
-            .await?;
-        client
-            .execute(
-                &insert,
-                &[&actors, &actions, &credentials, &outcomes, &details],
-            )
-            .await?;
-        return Ok(Vec::new());
-    }
-    let sads: Vec<Option<Uuid>> = records.iter().map(|r| r.spends.map(|s| s.sad_id)).collect();
-    let counts: Vec<i32> = records
+    client
+        .execute(
+            // Again after a lost answer: the chain is there already.
+            "INSERT INTO audit_chains (chain_id, seq, hash) VALUES ($1, 0, $2) \
+             ON CONFLICT (chain_id) DO NOTHING",
+            &[&chain_id, &start],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes `rows` at `at` as the next rows of chain `chain_id` (whose head must still be
+/// `head`), spends their SADs and moves the head, all in ONE statement (one round trip, one
+/// commit) — or, if a SAD refuses its spend or the head moved, does nothing and says why, so
+/// that the caller computes the links again. The links cover the final outcome, which must
+/// therefore be known before the statement: a row whose SAD refused is written with
+/// [`REFUSED_DURABLE`] on the next try. A refusal stays a refusal (signatures used, deadlines
+/// and credential generations only grow), and spends of one SAD in one batch are granted or
+/// refused together.
+pub async fn insert_many(
+    db: &Db,
+    chain_id: Uuid,
+    head: &Head,
+    at: OffsetDateTime,
+    rows: &[ChainedRow<'_>],
+) -> Result<Insert, DbError> {
+    let actors: Vec<&str> = rows.iter().map(|r| r.record.actor.as_str()).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.record.action).collect();
+    let credentials: Vec<Option<Uuid>> = rows.iter().map(|r| r.record.credential_id).collect();
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome).collect();
+    let details: Vec<&Value> = rows.iter().map(|r| &r.record.detail).collect();
+    let sads: Vec<Option<Uuid>> = rows.iter().map(|r| r.spends.map(|s| s.sad_id)).collect();
+    let counts: Vec<i32> = rows
         .iter()
         .map(|r| r.spends.map_or(0, |s| s.count))
         .collect();
-    // One statement: the UPDATE of `sads` and the INSERT see the same snapshot, and the row
-    // lock of each SAD serialises writers of several nodes (READ COMMITTED re-checks the
-    // WHERE on the row a concurrent commit updated).
-    let insert = client
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let hashes: Vec<&[u8]> = rows.iter().map(|r| &r.hash[..]).collect();
+    let last = rows
+        .last()
+        .map_or((head.seq, &head.hash[..]), |r| (r.seq, &r.hash[..]));
+    let client = db.get().await?;
+    // Prepared once per connection: the hot path pays no parse/plan per commit.
+    // `grantable` and `head` lock the SADs and the chain head (READ COMMITTED re-checks their
+    // conditions on the row a concurrent commit updated, so writers of several nodes
+    // serialise on each SAD); every write is conditional on `verdict`, so a refused spend or a
+    // moved head leaves everything as it was.
+    let statement = client
         .prepare_cached(
             "WITH req AS ( \
                SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], \
-                                    $6::uuid[], $7::int[]) WITH ORDINALITY \
-                 AS r(actor, action, credential_id, outcome, detail, sad_id, n, idx)), \
+                                    $6::uuid[], $7::int[], $8::bigint[], $9::bytea[]) \
+                 WITH ORDINALITY \
+                 AS r(actor, action, credential_id, outcome, detail, sad_id, n, seq, hash, idx)), \
              want AS (SELECT sad_id, sum(n)::int AS n FROM req WHERE sad_id IS NOT NULL \
                       GROUP BY sad_id), \
-             spent AS ( \
-               UPDATE sads s SET used = s.used + w.n FROM want w, credentials c \
-               WHERE s.sad_id = w.sad_id AND c.credential_id = s.credential_id \
-                 AND c.status = 'active' AND c.generation = s.generation \
+             grantable AS ( \
+               SELECT s.sad_id FROM sads s JOIN want w ON w.sad_id = s.sad_id \
+                 JOIN credentials c ON c.credential_id = s.credential_id \
+               WHERE c.status = 'active' AND c.generation = s.generation \
                  AND c.valid_to > now() AND s.expires_at > now() \
                  AND s.used + w.n <= s.authorised \
-               RETURNING s.sad_id), \
-             refused AS ( \
-               SELECT idx FROM req \
-               WHERE sad_id IS NOT NULL AND sad_id NOT IN (SELECT sad_id FROM spent)), \
+               FOR UPDATE OF s), \
+             head AS (SELECT seq, hash FROM audit_chains WHERE chain_id = $10 FOR UPDATE), \
+             refused AS (SELECT sad_id FROM want \
+                         WHERE sad_id NOT IN (SELECT sad_id FROM grantable)), \
+             verdict AS ( \
+               SELECT COALESCE((SELECT seq = $11 AND hash = $12 FROM head), false) \
+                      AND NOT EXISTS (SELECT 1 FROM refused) AS ok), \
+             spent AS ( \
+               UPDATE sads s SET used = s.used + w.n FROM want w \
+               WHERE s.sad_id = w.sad_id AND (SELECT ok FROM verdict) RETURNING 1), \
+             moved AS ( \
+               UPDATE audit_chains SET seq = $13, hash = $14 \
+               WHERE chain_id = $10 AND (SELECT ok FROM verdict) RETURNING 1), \
              written AS ( \
-               INSERT INTO audit_log (actor, action, credential_id, outcome, detail) \
-               SELECT actor, action, credential_id, \
-                      CASE WHEN idx IN (SELECT idx FROM refused) THEN $8 ELSE outcome END, \
-                      detail \
-               FROM req ORDER BY idx RETURNING 1) \
-             SELECT idx FROM refused WHERE (SELECT count(*) FROM written) > 0",
+               INSERT INTO audit_log (at, actor, action, credential_id, outcome, detail, \
+                                      chain_id, chain_seq, chain_hash) \
+               SELECT $15, actor, action, credential_id, outcome, detail, $10, seq, hash \
+               FROM req WHERE (SELECT ok FROM verdict) ORDER BY idx RETURNING 1) \
+             SELECT (SELECT ok FROM verdict) AS ok, \
+                    ARRAY(SELECT sad_id FROM refused) AS refused, \
+                    (SELECT seq FROM head) AS head_seq, (SELECT hash FROM head) AS head_hash",
         )
         .await?;
-    let rows = client
-        .query(
-            &insert,
+    let row = client
+        .query_one(
+            &statement,
             &[
                 &actors,
                 &actions,
@@ -101,14 +158,24 @@ pub async fn insert_many(db: &Db, records: &[&AuditRecord]) -> Result<Vec<usize>
                 &details,
                 &sads,
                 &counts,
-                &REFUSED_DURABLE,
+                &seqs,
+                &hashes,
+                &chain_id,
+                &head.seq,
+                &head.hash,
+                &last.0,
+                &last.1,
+                &at,
             ],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let idx: i64 = row.try_get("idx")?;
-            usize::try_from(idx - 1).map_err(|_| DbError::Corrupt("audit_log ordinality"))
-        })
-        .collect()
+    if row.try_get::<_, bool>("ok")? {
+        return Ok(Insert::Written);
+    }
+    let seq: Option<i64> = row.try_get("head_seq")?;
+    let hash: Option<Vec<u8>> = row.try_get("head_hash")?;
+    Ok(Insert::Stale {
+        refused: row.try_get("refused")?,
+        head: seq.zip(hash).map(|(seq, hash)| Head { seq, hash }),
+    })
 }

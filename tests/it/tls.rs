@@ -56,8 +56,13 @@ async fn a_subscriber_signs_over_tls_on_every_leg_and_the_admin_api_wants_a_clie
     app.admin = format!("https://{admin}");
     app.client = https_client(true, false);
 
-    // The gateway's own connections: PostgreSQL over TLS, Redis on its TLS port.
-    let db = app.services().db.get().await.unwrap();
+    // The gateway's own connections: PostgreSQL over TLS, Redis on its TLS port. (The
+    // runtime pool's role cannot see pg_stat_ssl rows, so the owner's connection, built by the
+    // same code with the same settings, is asked.)
+    let owner = sigillo::db::connect_owner(&app.config.database)
+        .await
+        .unwrap();
+    let db = owner.get().await.unwrap();
     let row = db
         .query_one(
             "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
@@ -176,7 +181,7 @@ async fn a_server_certificate_from_another_ca_is_refused_by_postgresql_and_redis
     let mut config = test_config(&crate::support::random_suffix());
     with_tls(&mut config);
     config.database.ca_file = tls_file("client.pem");
-    let Err(err) = sigillo::db::connect(&config.database).await else {
+    let Err(err) = sigillo::db::connect_owner(&config.database).await else {
         panic!("PostgreSQL with an untrusted server certificate is refused");
     };
     assert!(err.to_string().contains("TLS handshake"), "{err}");

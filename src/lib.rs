@@ -47,3 +47,4 @@ pub mod secrets;
 pub mod services;
 pub mod signing;
 pub mod telemetry;
+pub mod text;

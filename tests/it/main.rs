@@ -26,3 +26,4 @@ mod secrecy;
 mod sessions;
 mod sole_control;
 mod support;
+mod wire_text;

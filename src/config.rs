@@ -95,6 +95,8 @@ pub struct RedisConfig {
     pub url: Secret,
     /// Prefix of every key the gateway writes (tests give each app its own).
     pub key_prefix: String,
+    /// Bound of each connection attempt and each command, in milliseconds.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +228,9 @@ impl Config {
                 "security.admin_token",
                 "missing or shorter than 16 characters: set SIGILLO__SECURITY__ADMIN_TOKEN",
             );
+        }
+        if !(1..=60_000).contains(&self.redis.timeout_ms) {
+            return invalid("redis.timeout_ms", "1 to 60000");
         }
         let name = &self.security.admin_name;
         if name.trim().is_empty()

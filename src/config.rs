@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub admin_addr: SocketAddr,
     pub max_body_bytes: usize,
     pub workers: usize,
+    /// Bound of a graceful shutdown (SIGTERM/SIGINT) from the signal to the process's exit.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +230,9 @@ impl Config {
                 "security.admin_token",
                 "missing or shorter than 16 characters: set SIGILLO__SECURITY__ADMIN_TOKEN",
             );
+        }
+        if !(1..=3600).contains(&self.server.shutdown_timeout_secs) {
+            return invalid("server.shutdown_timeout_secs", "1 to 3600");
         }
         if !(1..=60_000).contains(&self.redis.timeout_ms) {
             return invalid("redis.timeout_ms", "1 to 60000");

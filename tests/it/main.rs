@@ -24,6 +24,7 @@ mod pyhanko;
 mod renewal;
 mod secrecy;
 mod sessions;
+mod shutdown;
 mod sole_control;
 mod support;
 mod wire_text;

@@ -386,6 +386,29 @@ mod tests {
     }
 
     #[test]
+    fn redis_and_shutdown_bounds_are_checked() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        assert_eq!(
+            (config.redis.timeout_ms, config.server.shutdown_timeout_secs),
+            (500, 30)
+        );
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        config.redis.timeout_ms = 0;
+        assert_eq!(key(&config), Some("redis.timeout_ms"));
+        config.redis.timeout_ms = 500;
+        config.server.shutdown_timeout_secs = 0;
+        assert_eq!(key(&config), Some("server.shutdown_timeout_secs"));
+        config.server.shutdown_timeout_secs = 30;
+        assert_eq!(key(&config), None);
+    }
+
+    #[test]
     fn the_admin_name_must_be_a_printable_name() {
         let mut config = Config::defaults().unwrap();
         config.hsm.pin = Secret::new("1234");

@@ -9,10 +9,12 @@
 //! TOTP URIs, and one rule for all cannot forget one of them.
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::{ServerHandle, Service};
-use actix_web::http::{header, Method};
+use actix_web::dev::{ServerHandle, Service, ServiceResponse};
+use actix_web::http::{header, ConnectionType, Method};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
 use tracing_actix_web::TracingLogger;
@@ -224,6 +226,21 @@ fn path_config() -> web::PathConfig {
         .error_handler(|err, _| ApiError::invalid_request(err.to_string()).into())
 }
 
+/// Marks the response `Connection: close` once the gateway is shutting down, so that the
+/// client sends nothing more on this connection and the server closes it after this answer.
+async fn close_when_draining<B>(
+    draining: Arc<AtomicBool>,
+    response: impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let mut res = response.await?;
+    if draining.load(Ordering::SeqCst) {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(res)
+}
+
 /// The headers every response of both listeners carries (unless the handler set its own).
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
@@ -248,9 +265,67 @@ pub struct Running {
     public: ServerHandle,
     admin: ServerHandle,
     servers: tokio::task::JoinHandle<()>,
+    /// Set at shutdown: every response from then on closes its connection.
+    draining: Arc<AtomicBool>,
 }
 
+/// How long a shutdown keeps idle connections open for what their clients may already have
+/// sent (each answer then closes its connection), before closing those still idle.
+const DRAIN_PERIOD: Duration = Duration::from_secs(1);
+
 impl Running {
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully within
+    /// `server.shutdown_timeout_secs`: stops accepting connections, answers every request the
+    /// open connections carry (each answer says `Connection: close`), closes the connections
+    /// still idle after [`DRAIN_PERIOD`], waits for in-flight requests, and drains the audit
+    /// writer before returning.
+    pub async fn serve_until_signal(mut self) {
+        let signal = async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                tracing::error!("cannot listen for SIGTERM; only SIGINT stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        tokio::select! {
+            () = signal => {}
+            _ = &mut self.servers => {
+                tracing::error!("the servers stopped by themselves");
+                return;
+            }
+        }
+        let bound = Duration::from_secs(self.services.config.server.shutdown_timeout_secs);
+        tracing::info!(bound_secs = bound.as_secs(), "shutting down");
+        if tokio::time::timeout(bound, self.shutdown()).await.is_err() {
+            tracing::error!(
+                bound_secs = bound.as_secs(),
+                "shutdown did not finish within its bound; exiting anyway"
+            );
+        }
+    }
+
+    /// The steps of a graceful shutdown (see [`Running::serve_until_signal`]).
+    async fn shutdown(self) {
+        self.draining.store(true, Ordering::SeqCst);
+        // No new connection is accepted from here (they wait in the backlog and are refused
+        // when the listeners close below).
+        self.public.pause().await;
+        self.admin.pause().await;
+        tokio::time::sleep(DRAIN_PERIOD).await;
+        // Closes the listeners and the idle connections; waits for in-flight requests (up to
+        // the servers' shutdown_timeout).
+        tokio::join!(self.public.stop(true), self.admin.stop(true));
+        let _ = self.servers.await;
+        self.services.audit.drain().await;
+        tracing::info!("stopped");
+    }
+
     /// Stops both listeners gracefully.
     pub async fn stop(self) {
         self.public.stop(true).await;
@@ -279,12 +354,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let hsts = (tls.enabled() && tls.hsts_max_age_secs > 0)
         .then(|| format!("max-age={}", tls.hsts_max_age_secs));
+    let shutdown_timeout = config.server.shutdown_timeout_secs;
     let services = web::Data::new(Services::build(config).await?);
     let readiness = web::Data::new(health::Readiness::default());
+    let draining = Arc::new(AtomicBool::new(false));
 
     let data = services.clone();
+    let closing = draining.clone();
     let public = HttpServer::new(move || {
         let metrics = data.clone();
+        let closing = closing.clone();
         App::new()
             .app_data(data.clone())
             .app_data(readiness.clone())
@@ -310,10 +389,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(public_headers(hsts.clone()))
+            .wrap_fn(move |req, srv| close_when_draining(closing.clone(), srv.call(req)))
             .configure(register(public_endpoints()))
             .default_service(web::to(not_found))
     })
-    .workers(workers);
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout);
     let public = if tls.enabled() {
         public.listen_openssl(public_listener, crate::tls::acceptor(&tls, None)?)?
     } else {
@@ -322,17 +404,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     .run();
 
     let data = services.clone();
+    let closing = draining.clone();
     let admin = HttpServer::new(move || {
+        let closing = closing.clone();
         App::new()
             .app_data(data.clone())
             .app_data(json_config(64 * 1024))
             .app_data(path_config())
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(security_headers())
+            .wrap_fn(move |req, srv| close_when_draining(closing.clone(), srv.call(req)))
             .configure(register(admin_endpoints()))
             .default_service(web::to(not_found))
     })
-    .workers(1);
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout);
     let client_ca = Some(tls.admin_client_ca_file.as_path()).filter(|p| !p.as_os_str().is_empty());
     let admin = if tls.enabled() {
         admin.listen_openssl(admin_listener, crate::tls::acceptor(&tls, client_ca)?)?
@@ -363,5 +450,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         public: public_handle,
         admin: admin_handle,
         servers,
+        draining,
     })
 }

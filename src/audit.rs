@@ -14,13 +14,14 @@ pub mod export;
 pub mod verify;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use prometheus::Histogram;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use self::chain::{ChainKey, RowContent};
@@ -61,6 +62,13 @@ type Pending = (AuditRecord, oneshot::Sender<Result<bool, String>>);
 #[derive(Clone)]
 pub struct Audit {
     tx: mpsc::Sender<Pending>,
+    close: Arc<Closer>,
+}
+
+/// What [`Audit::drain`] needs: the signal to the writer and the writer's task.
+struct Closer {
+    signal: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Audit {
@@ -71,8 +79,28 @@ impl Audit {
             metrics.audit_commit_duration.clone(),
             metrics.audit_commit_rows.clone(),
         );
-        tokio::spawn(writer(db, key, rx, timing));
-        Audit { tx }
+        let (signal, closed) = watch::channel(false);
+        let task = tokio::spawn(writer(db, key, rx, closed, timing));
+        Audit {
+            tx,
+            close: Arc::new(Closer {
+                signal,
+                task: Mutex::new(Some(task)),
+            }),
+        }
+    }
+
+    /// Closes the queue and waits until every record already queued is committed (and its
+    /// request answered); a record sent after this fails with `Stopped` (the gateway is
+    /// shutting down: its requests answer 503). Safe to call twice.
+    pub async fn drain(&self) {
+        self.close.signal.send_replace(true);
+        let task = self.close.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the audit writer ended abnormally");
+            }
+        }
     }
 
     /// Records that `actor` did `action` (on `credential_id`) with `outcome`; returns once the
@@ -135,6 +163,7 @@ async fn writer(
     db: Db,
     key: Arc<ChainKey>,
     mut rx: mpsc::Receiver<Pending>,
+    mut closed: watch::Receiver<bool>,
     (duration, rows): (Histogram, Histogram),
 ) {
     let mut chain = Chain {
@@ -142,7 +171,19 @@ async fn writer(
         head: None,
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            // Drain: no new record gets in; what is queued is still committed below (after
+            // close, recv_many returns what is buffered, then 0).
+            () = async { drop(closed.wait_for(|c| *c).await) } => {
+                rx.close();
+                rx.recv_many(&mut batch, MAX_BATCH).await
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let started = Instant::now();
         let records: Vec<&AuditRecord> = batch.iter().map(|(r, _)| r).collect();
         let result = chain

@@ -101,6 +101,8 @@ pub struct ServerConfig {
     pub admin_addr: SocketAddr,
     pub max_body_bytes: usize,
     pub workers: usize,
+    /// Bound of a graceful shutdown (SIGTERM/SIGINT) from the signal to the process's exit.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +133,8 @@ pub struct RedisConfig {
     /// PEM CA certificates a `rediss://` server's certificate must chain to (empty: the
     /// system's trust store only).
     pub ca_file: PathBuf,
+    /// Bound of each connection attempt and each command, in milliseconds.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +266,12 @@ impl Config {
                 "security.admin_token",
                 "missing or shorter than 16 characters: set SIGILLO__SECURITY__ADMIN_TOKEN",
             );
+        }
+        if !(1..=3600).contains(&self.server.shutdown_timeout_secs) {
+            return invalid("server.shutdown_timeout_secs", "1 to 3600");
+        }
+        if !(1..=60_000).contains(&self.redis.timeout_ms) {
+            return invalid("redis.timeout_ms", "1 to 60000");
         }
         let name = &self.security.admin_name;
         if name.trim().is_empty()
@@ -447,6 +457,29 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn redis_and_shutdown_bounds_are_checked() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        assert_eq!(
+            (config.redis.timeout_ms, config.server.shutdown_timeout_secs),
+            (500, 30)
+        );
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        config.redis.timeout_ms = 0;
+        assert_eq!(key(&config), Some("redis.timeout_ms"));
+        config.redis.timeout_ms = 500;
+        config.server.shutdown_timeout_secs = 0;
+        assert_eq!(key(&config), Some("server.shutdown_timeout_secs"));
+        config.server.shutdown_timeout_secs = 30;
+        assert_eq!(key(&config), None);
     }
 
     #[test]

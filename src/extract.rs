@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::model::Origin;
 use crate::secrets::ct_eq;
 use crate::services::Services;
+use crate::text;
 
 fn services(req: &HttpRequest) -> Result<&Services, ApiError> {
     req.app_data::<web::Data<Services>>()
@@ -108,17 +109,22 @@ pub struct BasicAuth {
 }
 
 impl BasicAuth {
-    /// The Basic credentials of `req`, if well-formed.
-    pub fn parse(req: &HttpRequest) -> Option<BasicAuth> {
-        authorization(req, "Basic")
+    /// The Basic credentials of `req`: `None` when none (or none well-formed) were sent; a
+    /// CSC `invalid_request` when the user id or password holds a control character or is
+    /// longer than its bound (checked here, before the login budget or PostgreSQL sees them).
+    pub fn parse(req: &HttpRequest) -> Result<Option<BasicAuth>, ApiError> {
+        let pair = authorization(req, "Basic")
             .and_then(|encoded| STANDARD.decode(encoded).ok())
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|pair| {
-                pair.split_once(':').map(|(u, p)| BasicAuth {
-                    user_id: u.to_owned(),
-                    password: p.to_owned(),
-                })
-            })
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some((user_id, password)) = pair.as_deref().and_then(|p| p.split_once(':')) else {
+            return Ok(None);
+        };
+        text::param("user id", user_id, text::ID)?;
+        text::param("password", password, text::SECRET)?;
+        Ok(Some(BasicAuth {
+            user_id: user_id.to_owned(),
+            password: password.to_owned(),
+        }))
     }
 
     /// The refusal when no usable credentials were sent.
@@ -153,6 +159,7 @@ impl FromRequest for ClientOrigin {
 
 /// Parses a credential id from the path or body; anything else is the CSC "Invalid parameter".
 pub fn credential_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    text::param("credentialID", raw, text::ID)?;
     uuid::Uuid::parse_str(raw)
         .map_err(|_| ApiError::invalid_request("Invalid parameter credentialID"))
 }

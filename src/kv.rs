@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::OnceCell;
 
@@ -24,6 +26,8 @@ pub struct Kv {
     /// Names this Kv (and its clones) among the loop-local connections of a thread.
     id: u64,
     prefix: std::sync::Arc<str>,
+    /// Bounds every connection attempt and every command (`redis.timeout_ms`).
+    timeout: Duration,
 }
 
 type LoopConnections = HashMap<(u64, tokio::runtime::Id), Rc<OnceCell<ConnectionManager>>>;
@@ -36,13 +40,15 @@ thread_local! {
 impl Kv {
     pub async fn connect(config: &RedisConfig) -> Result<Kv, KvError> {
         let client = client(config)?;
-        let conn = ConnectionManager::new(client.clone()).await?;
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let conn = connect_at_start(&client, timeout).await?;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Kv {
             conn,
             client,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefix: config.key_prefix.as_str().into(),
+            timeout,
         })
     }
 
@@ -75,7 +81,12 @@ impl Kv {
                 .clone()
         });
         let conn = cell
-            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(
+                    self.client.clone(),
+                    manager_config(self.timeout),
+                )
+            })
             .await?;
         Ok(conn.clone())
     }
@@ -102,6 +113,41 @@ fn client(config: &RedisConfig) -> Result<redis::Client, KvError> {
         config.url.expose(),
         certificates,
     )?)
+}
+
+/// How every connection is managed: each connection attempt and each command gives up after
+/// `timeout`, and a lost connection is reopened by one attempt, not a series with backoff
+/// (the redis crate's default, 6 attempts over about 6 s, held every request waiting on it
+/// while Redis was down). A request that meets a dead Redis fails within about two
+/// `timeout`s (503 with Retry-After); the next one tries again, so the gateway serves again
+/// as soon as Redis is back, with no restart.
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(0)
+}
+
+/// The first connection, at start-up: a few attempts over about 3 s (Redis may be starting
+/// beside the gateway), each bounded by `timeout`.
+async fn connect_at_start(
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<ConnectionManager, KvError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match ConnectionManager::new_with_config(client.clone(), manager_config(timeout)).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if attempt >= 5 => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "redis not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 impl Kv {

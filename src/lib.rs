@@ -47,6 +47,7 @@ pub mod secrets;
 pub mod services;
 pub mod signing;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 
 #[cfg(test)]

@@ -4,6 +4,14 @@
 //! every gateway node — the Redis hold is set BEFORE the database changes, and checked by the
 //! same Lua script that consumes a SAD. A revoked credential never signs again.
 //!
+//! Invariant: Redis and PostgreSQL agree whatever fails. Redis is changed first (hold set for
+//! suspend and revoke, hold lifted for resume): a Redis failure commits nothing. A database
+//! failure after it puts the hold back as it was. A change the database refuses (wrong
+//! state) leaves the hold as the database's status says. Where Redis fails in that repair,
+//! the hold errs towards refusing: a stray hold on an active credential (signHash refused)
+//! is lifted by a resume; a missing one on a suspended credential is covered by PostgreSQL
+//! (authorize refuses it; older SADs carry the generation the hold bumped).
+//!
 //! Revocation is final in the HSM too: once it is committed in PostgreSQL, the credential's
 //! private key is destroyed (`C_DestroyObject`); the certificate, the public key and the
 //! history stay. A suspension keeps the key. A destruction that fails after the commit leaves
@@ -79,16 +87,34 @@ pub async fn change_status(
         }
     };
     let stops_signing = matches!(change, OperatorChange::Suspend | OperatorChange::Revoke);
+    let resumes = matches!(change, OperatorChange::Resume);
+    let user_id = credential.user_id.as_str();
+    // What this call did to the hold before the update: set it (true), released it (false).
+    let mut touched = None;
     if stops_signing {
-        // First the hold, so that no SAD signs between this line and the database update.
-        sad::hold(&services.kv, &credential.user_id, id).await?;
+        // First the hold, so that no SAD signs between this line and the database update. If
+        // Redis fails here, nothing is committed: the operator sees a 503 and retries.
+        sad::hold(&services.kv, user_id, id).await?;
+        touched = Some(true);
         services.hsm.forget_key(id.as_bytes());
+    } else if resumes && credential.status == CredentialStatus::Suspended {
+        // First the release: if Redis fails here, nothing is committed (the credential stays
+        // suspended in both). Between this line and the update no SAD can sign: a new one
+        // needs authorize, which reads the suspended status in PostgreSQL, and every older
+        // one carries the generation the hold bumped.
+        sad::release(&services.kv, user_id, id).await?;
+        touched = Some(false);
     }
-    let outcome = repo::apply_operator_change(&services.db, id, change, reason).await?;
-    if outcome.is_some() && matches!(change, OperatorChange::Resume) {
-        // The credential works again: lift the hold before anything else can fail.
-        sad::release(&services.kv, &credential.user_id, id).await?;
-    }
+    let outcome = match repo::apply_operator_change(&services.db, id, change, reason).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // Nothing committed: put Redis back as PostgreSQL still has it.
+            if let Some(was_set) = touched {
+                restore_hold(services, user_id, id, was_set).await;
+            }
+            return Err(err.into());
+        }
+    };
     let audited = services
         .audit
         .record(
@@ -110,16 +136,48 @@ pub async fn change_status(
     match outcome {
         Some(status) => Ok(status),
         None => {
-            // Refused: a hold set above must not outlive a credential that still works.
-            let still_held = matches!(
-                credential.status,
-                CredentialStatus::Suspended | CredentialStatus::Revoked
-            );
-            if stops_signing && !still_held {
-                sad::release(&services.kv, &credential.user_id, id).await?;
+            // Refused: Redis must agree with what PostgreSQL has now (a hold set above must
+            // not outlive a credential that still works; a hold released above must come
+            // back if the credential was suspended or revoked meanwhile; a resume of a
+            // credential that was never suspended clears a stray hold).
+            let now = repo::find(&services.db, id)
+                .await?
+                .map_or(credential.status, |c| c.status);
+            if holds(now) {
+                if resumes {
+                    sad::hold(&services.kv, user_id, id).await?;
+                }
+            } else {
+                sad::release(&services.kv, user_id, id).await?;
             }
             Err(LifecycleError::WrongState(credential.status))
         }
+    }
+}
+
+/// Whether a credential in `status` has its Redis hold set.
+fn holds(status: CredentialStatus) -> bool {
+    matches!(
+        status,
+        CredentialStatus::Suspended | CredentialStatus::Revoked
+    )
+}
+
+/// After a failed database update: sets the hold back to what PostgreSQL has (`true` when
+/// the change was a suspension or revocation: it is lifted again; otherwise a resumption
+/// released it: it is set again). A Redis failure here is logged: the hold is then wrong
+/// but fails closed (a stray hold refuses signHash of a credential still active, and a
+/// resume of that credential lifts it); a missing one is covered by PostgreSQL, which
+/// refuses authorize of a suspended credential.
+async fn restore_hold(services: &Services, user_id: &str, id: Uuid, was_set: bool) {
+    let restored = if was_set {
+        sad::release(&services.kv, user_id, id).await
+    } else {
+        sad::hold(&services.kv, user_id, id).await
+    };
+    if let Err(e) = restored {
+        tracing::error!(credential_id = %id, error = %e,
+            "the credential hold could not be put back after a failed status change");
     }
 }
 

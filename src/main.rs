@@ -127,7 +127,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve => {
             let running = app::start(config).await?;
-            running.wait().await;
+            running.serve_until_signal().await;
         }
         Command::Migrate => {
             let pool = db::connect_owner(&config.database).await?;

@@ -10,6 +10,7 @@ use crate::enrolment;
 use crate::error::ApiError;
 use crate::extract::{Admin, ClientOrigin};
 use crate::services::Services;
+use crate::text;
 
 /// `POST /admin/v1/users` → 201.
 pub async fn create_user(
@@ -33,7 +34,8 @@ pub async fn create_credential(
     body: web::Json<CreateCredentialRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let operator = operator(&services, origin);
-    let command = body.into_inner().into_command(path.into_inner())?;
+    let user_id = text::path_param("user_id", path.into_inner())?;
+    let command = body.into_inner().into_command(user_id)?;
     let created = enrolment::create_credential_by(&services, command, &operator).await?;
     Ok(HttpResponse::Created().json(CreateCredentialResponse::from(created)))
 }

@@ -5,17 +5,26 @@ use uuid::Uuid;
 
 use crate::enrolment::{CreatedCredential, CreatedUser, NewCredential, NewUser};
 use crate::error::ApiError;
+use crate::text::{text, ID, PROSE, SECRET};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub user_id: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub password: String,
+    #[serde(deserialize_with = "text::<PROSE, _>")]
     pub given_name: String,
+    #[serde(deserialize_with = "text::<PROSE, _>")]
     pub surname: String,
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub fiscal_code: String,
+    #[serde(deserialize_with = "text::<PROSE, _>")]
     pub email: String,
+    #[serde(deserialize_with = "text::<PROSE, _>")]
     pub phone: String,
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub otp_method: String,
 }
 
@@ -59,7 +68,9 @@ impl From<CreatedUser> for CreateUserResponse {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredentialRequest {
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub key_algo: String,
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub purpose: String,
     pub validity_days: Option<u32>,
 }
@@ -107,6 +118,7 @@ impl From<CreatedCredential> for CreateCredentialResponse {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChangeRequest {
+    #[serde(deserialize_with = "text::<PROSE, _>")]
     pub reason: String,
 }
 

@@ -22,7 +22,7 @@ pub async fn login(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))?
     };
-    let basic = BasicAuth::parse(&req);
+    let basic = BasicAuth::parse(&req)?;
     let method = match (basic, request.refresh_token) {
         (Some(b), _) => LoginMethod::Password {
             user_id: b.user_id,

@@ -4,13 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{CertInfo, KeyInfo};
+use crate::text::{opt_text, text, ID, SECRET, TOKEN};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
-    #[serde(rename = "userID")]
+    #[serde(rename = "userID", default, deserialize_with = "opt_text::<ID, _>")]
     pub user_id: Option<String>,
     pub max_results: Option<i64>,
+    #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
     pub page_token: Option<String>,
 }
 
@@ -26,8 +28,9 @@ pub struct ListResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InfoRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
     pub certificates: Option<String>,
     #[serde(default)]
     pub cert_info: bool,
@@ -76,33 +79,36 @@ pub struct InfoResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
     pub num_signatures: i64,
     pub hash: Option<Vec<String>>,
-    #[serde(rename = "PIN")]
+    #[serde(rename = "PIN", default, deserialize_with = "opt_text::<SECRET, _>")]
     pub pin: Option<String>,
-    #[serde(rename = "OTP")]
+    #[serde(rename = "OTP", default, deserialize_with = "opt_text::<SECRET, _>")]
     pub otp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ExtendRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
-    #[serde(rename = "SAD")]
+    #[serde(rename = "SAD", deserialize_with = "text::<TOKEN, _>")]
     pub sad: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignHashRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
-    #[serde(rename = "SAD")]
+    #[serde(rename = "SAD", deserialize_with = "text::<TOKEN, _>")]
     pub sad: String,
     pub hash: Vec<String>,
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
     pub hash_algo: Option<String>,
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub sign_algo: String,
+    #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
     pub sign_algo_params: Option<String>,
 }

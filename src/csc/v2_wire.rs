@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{CertInfo, KeyInfo};
+use crate::text::{opt_text, text, ID, SECRET, TOKEN};
 
 /// `auth/login` request (both versions).
 #[derive(Debug, Default, Deserialize)]
@@ -11,7 +12,11 @@ pub struct LoginRequest {
     #[serde(default)]
     pub remember_me: bool,
     /// Snake case in the spec, unlike `rememberMe`.
-    #[serde(rename = "refresh_token")]
+    #[serde(
+        rename = "refresh_token",
+        default,
+        deserialize_with = "opt_text::<TOKEN, _>"
+    )]
     pub refresh_token: Option<String>,
 }
 
@@ -27,24 +32,27 @@ pub struct LoginResponse {
 /// `auth/revoke` request (both versions).
 #[derive(Debug, Deserialize)]
 pub struct RevokeRequest {
+    #[serde(deserialize_with = "text::<TOKEN, _>")]
     pub token: String,
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
     pub token_type_hint: Option<String>,
 }
 
 /// `credentials/sendOTP` request (both versions).
 #[derive(Debug, Deserialize)]
 pub struct SendOtpRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
-    #[serde(rename = "userID")]
+    #[serde(rename = "userID", default, deserialize_with = "opt_text::<ID, _>")]
     pub user_id: Option<String>,
     #[serde(default)]
     pub credential_info: bool,
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
     pub certificates: Option<String>,
     #[serde(default)]
     pub cert_info: bool,
@@ -68,8 +76,9 @@ pub struct ListResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InfoRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
     pub certificates: Option<String>,
     #[serde(default)]
     pub cert_info: bool,
@@ -117,18 +126,24 @@ pub struct InfoResponse {
 
 #[derive(Debug, Deserialize)]
 pub struct AuthData {
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub id: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub value: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
     pub num_signatures: i64,
     pub hashes: Option<Vec<String>>,
-    #[serde(rename = "hashAlgorithmOID")]
+    #[serde(
+        rename = "hashAlgorithmOID",
+        default,
+        deserialize_with = "opt_text::<ID, _>"
+    )]
     pub hash_algorithm_oid: Option<String>,
     #[serde(default)]
     pub auth_data: Vec<AuthData>,
@@ -144,24 +159,31 @@ pub struct SadResponse {
 
 #[derive(Debug, Deserialize)]
 pub struct ExtendRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
-    #[serde(rename = "SAD")]
+    #[serde(rename = "SAD", deserialize_with = "text::<TOKEN, _>")]
     pub sad: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignHashRequest {
-    #[serde(rename = "credentialID")]
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
-    #[serde(rename = "SAD")]
+    #[serde(rename = "SAD", deserialize_with = "text::<TOKEN, _>")]
     pub sad: String,
     pub hashes: Vec<String>,
-    #[serde(rename = "hashAlgorithmOID")]
+    #[serde(
+        rename = "hashAlgorithmOID",
+        default,
+        deserialize_with = "opt_text::<ID, _>"
+    )]
     pub hash_algorithm_oid: Option<String>,
+    #[serde(deserialize_with = "text::<ID, _>")]
     pub sign_algo: String,
+    #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
     pub sign_algo_params: Option<String>,
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
     pub operation_mode: Option<String>,
 }
 

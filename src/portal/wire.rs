@@ -6,12 +6,16 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::model::{Credential, CredentialStatus};
+use crate::text::{text, PROSE, SECRET};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub puk: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub new_pin: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub otp: String,
 }
 
@@ -24,23 +28,31 @@ pub struct CredentialStatusResponse {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePinRequest {
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub pin: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub new_pin: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub otp: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnblockRequest {
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub puk: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub new_pin: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub otp: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub password: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub new_password: String,
 }
 
@@ -107,8 +119,11 @@ pub struct CredentialList {
 pub struct RenewRequest {
     #[serde(default)]
     pub confirm_identity: bool,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub pin: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub otp: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub coupon: String,
 }
 
@@ -142,6 +157,7 @@ impl From<crate::db::repo::notices::Notice> for NotificationView {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordOnly {
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub password: String,
 }
 
@@ -149,15 +165,19 @@ pub struct PasswordOnly {
 #[serde(deny_unknown_fields)]
 pub struct ConfirmDeviceRequest {
     /// The code from the new device (app or new phone).
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub code: String,
     /// The current factor (present phone's SMS code or present app's code).
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub otp: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsDeviceRequest {
+    #[serde(deserialize_with = "text::<PROSE, _>")]
     pub phone: String,
+    #[serde(deserialize_with = "text::<SECRET, _>")]
     pub password: String,
 }
 

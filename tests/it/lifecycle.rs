@@ -677,3 +677,110 @@ async fn a_key_left_by_a_failed_destruction_goes_at_the_next_start() {
         "a second revoke did not retry the destruction"
     );
 }
+
+/// Makes every status change of a credential fail in PostgreSQL (a trigger in this test's
+/// own schema), or lets them through again.
+async fn refuse_status_changes(app: &TestApp, refuse: bool) {
+    let db = app.services().db.get().await.unwrap();
+    let sql = if refuse {
+        "CREATE FUNCTION test_refuse_status() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN RAISE EXCEPTION 'test: status change refused'; END $$; \
+         CREATE TRIGGER test_refuse_status BEFORE UPDATE ON credentials FOR EACH ROW \
+           WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION test_refuse_status();"
+    } else {
+        "DROP TRIGGER test_refuse_status ON credentials; DROP FUNCTION test_refuse_status();"
+    };
+    db.batch_execute(sql).await.unwrap();
+}
+
+/// Authorizes one signature and signs with it: the status of each step.
+async fn sign_once(app: &TestApp, token: &str, credential: &str, pin: &str) -> Vec<StatusCode> {
+    let (status, body) = app
+        .authorize(Csc::V2, token, credential, pin, 1, None, None)
+        .await;
+    if status != StatusCode::OK {
+        return vec![status];
+    }
+    let sad = body["SAD"].as_str().unwrap();
+    let (signed, body) = app
+        .sign_hash(
+            Csc::V2,
+            token,
+            credential,
+            sad,
+            &digests(1, 32),
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert!(
+        signed == StatusCode::OK || signed.is_client_error(),
+        "{body}"
+    );
+    vec![status, signed]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_status_change_leaves_redis_and_postgres_agreeing() {
+    let app = TestApp::spawn_with(|c| {
+        c.csc.scal = "1".into();
+        c.otp.send_limit = 100;
+    })
+    .await;
+    let (_, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let ok = vec![StatusCode::OK, StatusCode::OK];
+
+    // Suspend and revoke fail in PostgreSQL: the credential is active in both stores, and
+    // it authorizes and signs as an active credential does.
+    refuse_status_changes(&app, true).await;
+    for action in ["suspend", "revoke"] {
+        let (status, body) = operator(&app, &credential, action).await;
+        assert!(status.is_server_error(), "{action}: {status} {body}");
+        let (status, body) = app
+            .post(
+                "/csc/v2/credentials/info",
+                Some(&token),
+                json!({ "credentialID": credential }),
+            )
+            .await;
+        assert_eq!(
+            (status, body["key"]["status"].as_str()),
+            (StatusCode::OK, Some("enabled")),
+            "{action}: {body}"
+        );
+        assert_eq!(
+            sign_once(&app, &token, &credential, &pin).await,
+            ok,
+            "after a failed {action}"
+        );
+    }
+    // A resume of the still active credential is refused (409) and changes nothing.
+    let got = operator(&app, &credential, "resume").await;
+    assert_error(&got, StatusCode::CONFLICT, "invalid_state");
+    assert_eq!(sign_once(&app, &token, &credential, &pin).await, ok);
+    refuse_status_changes(&app, false).await;
+
+    // Suspended for real; then a resume that fails in PostgreSQL leaves it suspended in both:
+    // authorize refuses it, and the resume goes through once the database lets it.
+    let (status, body) = operator(&app, &credential, "suspend").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    refuse_status_changes(&app, true).await;
+    let (status, body) = operator(&app, &credential, "resume").await;
+    assert!(status.is_server_error(), "resume: {status} {body}");
+    let refused = sign_once(&app, &token, &credential, &pin).await;
+    assert_eq!(
+        refused.len(),
+        1,
+        "a suspended credential authorized: {refused:?}"
+    );
+    assert!(refused[0].is_client_error(), "{refused:?}");
+    refuse_status_changes(&app, false).await;
+    let (status, body) = operator(&app, &credential, "resume").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{body}"
+    );
+    assert_eq!(sign_once(&app, &token, &credential, &pin).await, ok);
+}

@@ -27,6 +27,8 @@ mod redis_stall;
 mod renewal;
 mod secrecy;
 mod sessions;
+mod shutdown;
 mod sole_control;
 mod support;
 mod tls;
+mod wire_text;

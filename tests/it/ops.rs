@@ -206,3 +206,164 @@ async fn the_queued_jobs_of_a_dropped_batch_are_skipped() {
         "{signed} of 8 jobs signed for a dropped request"
     );
 }
+
+/// A redis-server of a test's own, killed when dropped (also when the test fails).
+struct PrivateRedis(std::process::Child);
+
+impl PrivateRedis {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A redis-server of a test's own on `port` (no persistence), once it answers.
+async fn private_redis(port: u16) -> PrivateRedis {
+    let dir = std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_TMP"))
+        .join(format!("redis-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = PrivateRedis(
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by scripts/test"),
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    for _ in 0..50 {
+        if let Ok(client) = redis::Client::open(url.as_str()) {
+            if client.get_multiplexed_async_connection().await.is_ok() {
+                return redis;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the private redis-server on {port} did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_costs_a_bounded_503_and_its_return_needs_no_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = private_redis(port).await;
+    let url = format!("redis://127.0.0.1:{port}/");
+    let app = TestApp::spawn_with(|c| {
+        c.redis.url = sigillo::config::Secret::new(url.clone());
+        c.csc.scal = "1".into();
+    })
+    .await;
+    let (user, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let (status, body) = app
+        .authorize(
+            crate::support::Csc::V2,
+            &token,
+            &credential,
+            &pin,
+            5,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    let login = || {
+        app.client
+            .post(format!("{}/csc/v2/auth/login", app.public))
+            .basic_auth(&user.user_id, Some(&user.password))
+            .json(&serde_json::json!({}))
+            .send()
+    };
+    let hashes = digests(1, 32);
+    let sign = || {
+        app.sign_hash(
+            crate::support::Csc::V2,
+            &token,
+            &credential,
+            &sad,
+            &hashes,
+            None,
+            "1.2.840.10045.4.3.2",
+            None,
+        )
+    };
+    assert_eq!(sign().await.0, StatusCode::OK);
+
+    redis.kill();
+    for round in 0..3 {
+        let started = Instant::now();
+        let res = login().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "login {round}"
+        );
+        assert!(res.headers().contains_key("retry-after"), "login {round}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        assert!(took < Duration::from_secs(2), "login {round} took {took:?}");
+
+        let started = Instant::now();
+        let (status, body) = sign().await;
+        let took = started.elapsed();
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "signHash {round}: {body}"
+        );
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        assert!(
+            took < Duration::from_secs(2),
+            "signHash {round} took {took:?}"
+        );
+    }
+    // The last probe is reused for a second; then /readyz answers within its bound too.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = Instant::now();
+    let res = app
+        .client
+        .get(format!("{}/readyz", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "/readyz took {took:?}");
+
+    // A new Redis on the same port (empty: the SAD is gone, the login works): served again
+    // with no restart of the gateway.
+    let _redis = private_redis(port).await;
+    let started = Instant::now();
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    while started.elapsed() < Duration::from_secs(10) {
+        status = login().await.unwrap().status();
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "login after Redis came back");
+    // Each connection reopens on its first use after the outage (that one call may still get
+    // a 503): signHash then reads the new Redis, where the SAD is gone.
+    let (mut status, mut body) = sign().await;
+    while status == StatusCode::SERVICE_UNAVAILABLE && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status, body) = sign().await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the lost SAD is refused: {body}"
+    );
+}

@@ -681,7 +681,11 @@ async fn a_key_left_by_a_failed_destruction_goes_at_the_next_start() {
 /// Makes every status change of a credential fail in PostgreSQL (a trigger in this test's
 /// own schema), or lets them through again.
 async fn refuse_status_changes(app: &TestApp, refuse: bool) {
-    let db = app.services().db.get().await.unwrap();
+    // DDL needs the schema's owner (the gateway's runtime role may not create objects).
+    let owner = sigillo::db::connect_owner(&app.config.database)
+        .await
+        .unwrap();
+    let db = owner.get().await.unwrap();
     let sql = if refuse {
         "CREATE FUNCTION test_refuse_status() RETURNS trigger LANGUAGE plpgsql AS \
            $$ BEGIN RAISE EXCEPTION 'test: status change refused'; END $$; \

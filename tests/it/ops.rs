@@ -59,50 +59,14 @@ async fn health_readiness_metrics_and_openapi() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_the_dependency_that_is_down() {
     // A Redis of this test's own, so that stopping it harms no other test.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_TMP"))
-        .join(format!("redis-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-        ])
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server is installed by scripts/test");
-    let url = format!("redis://127.0.0.1:{port}/");
-    let mut up = false;
-    for _ in 0..50 {
-        if redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the private redis-server started");
+    let mut redis = crate::support::PrivateRedis::start().await;
+    let url = redis.url.clone();
     let app =
         TestApp::spawn_with(|c| c.redis.url = sigillo::config::Secret::new(url.clone())).await;
     let readyz = || app.client.get(format!("{}/readyz", app.public)).send();
     assert_eq!(readyz().await.unwrap().status(), StatusCode::OK);
 
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.kill();
     // The last probe is reused for a second.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let res = readyz().await.unwrap();
@@ -207,48 +171,6 @@ async fn the_queued_jobs_of_a_dropped_batch_are_skipped() {
     );
 }
 
-/// A redis-server of a test's own, killed when dropped (also when the test fails).
-struct PrivateRedis(std::process::Child);
-
-impl PrivateRedis {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A redis-server of a test's own on `port` (no persistence), once it answers.
-async fn private_redis(port: u16) -> PrivateRedis {
-    let dir = std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_TMP"))
-        .join(format!("redis-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let redis = PrivateRedis(
-        std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed by scripts/test"),
-    );
-    let url = format!("redis://127.0.0.1:{port}/");
-    for _ in 0..50 {
-        if let Ok(client) = redis::Client::open(url.as_str()) {
-            if client.get_multiplexed_async_connection().await.is_ok() {
-                return redis;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the private redis-server on {port} did not start");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_redis_costs_a_bounded_503_and_its_return_needs_no_restart() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -256,7 +178,7 @@ async fn a_stopped_redis_costs_a_bounded_503_and_its_return_needs_no_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let mut redis = private_redis(port).await;
+    let mut redis = crate::support::PrivateRedis::start_on(port).await;
     let url = format!("redis://127.0.0.1:{port}/");
     let app = TestApp::spawn_with(|c| {
         c.redis.url = sigillo::config::Secret::new(url.clone());
@@ -343,7 +265,7 @@ async fn a_stopped_redis_costs_a_bounded_503_and_its_return_needs_no_restart() {
 
     // A new Redis on the same port (empty: the SAD is gone, the login works): served again
     // with no restart of the gateway.
-    let _redis = private_redis(port).await;
+    let _redis = crate::support::PrivateRedis::start_on(port).await;
     let started = Instant::now();
     let mut status = StatusCode::SERVICE_UNAVAILABLE;
     while started.elapsed() < Duration::from_secs(10) {

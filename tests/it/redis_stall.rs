@@ -2,75 +2,14 @@
 //! the SAD step that Redis runs when it wakes up costs the subscriber nothing — its signatures
 //! are given back (before issue 13 the retry was refused with "0 signatures left").
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use sigillo::config::Secret;
 
-use crate::support::{digests, env, Csc, TestApp};
+use crate::support::{digests, Csc, PrivateRedis, TestApp};
 
 const ES256: &str = "1.2.840.10045.4.3.2";
-
-/// A redis-server of the test's own (stopping it harms no other test), killed on drop.
-struct PrivateRedis {
-    child: Child,
-    url: String,
-}
-
-impl PrivateRedis {
-    async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::path::PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed by scripts/test");
-        let url = format!("redis://127.0.0.1:{port}/");
-        for _ in 0..50 {
-            if let Ok(client) = redis::Client::open(url.as_str()) {
-                if client.get_multiplexed_async_connection().await.is_ok() {
-                    return PrivateRedis { child, url };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the private redis-server did not start");
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_stall_costs_the_subscriber_no_signature() {

@@ -527,3 +527,70 @@ pub fn hsm_session() -> cryptoki::session::Session {
     );
     session
 }
+
+/// A redis-server of a test's own (no persistence), so that stopping, pausing or killing it
+/// harms no other test; killed when dropped, also when the test fails.
+pub struct PrivateRedis {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl PrivateRedis {
+    /// On a free port.
+    pub async fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port).await
+    }
+
+    /// On `port` (again after a kill: what a Redis that comes back looks like), once it
+    /// answers.
+    pub async fn start_on(port: u16) -> PrivateRedis {
+        let dir = PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by scripts/test");
+        let url = format!("redis://127.0.0.1:{port}/");
+        for _ in 0..50 {
+            if let Ok(client) = redis::Client::open(url.as_str()) {
+                if client.get_multiplexed_async_connection().await.is_ok() {
+                    return PrivateRedis { child, url };
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the private redis-server on {port} did not start");
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Stops the server for good (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

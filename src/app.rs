@@ -171,21 +171,33 @@ pub fn admin_endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers `endpoints`, one resource per path (with a route per method).
+/// Registers `endpoints`, one resource per path (with a route per method); any other method
+/// on a known path answers 405 with the `Allow` header listing the path's methods (RFC 9110).
 fn register(endpoints: Vec<Endpoint>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let mut resources: Vec<(&'static str, actix_web::Resource)> = Vec::new();
+        let mut resources: Vec<(&'static str, actix_web::Resource, Vec<Method>)> = Vec::new();
         for e in endpoints {
-            match resources.iter_mut().find(|(path, _)| *path == e.path) {
-                Some((_, resource)) => {
+            match resources.iter_mut().find(|(path, _, _)| *path == e.path) {
+                Some((_, resource, methods)) => {
                     let taken = std::mem::replace(resource, web::resource(e.path));
                     *resource = taken.route(e.route);
+                    methods.push(e.method);
                 }
-                None => resources.push((e.path, web::resource(e.path).route(e.route))),
+                None => {
+                    resources.push((e.path, web::resource(e.path).route(e.route), vec![e.method]))
+                }
             }
         }
-        for (_, resource) in resources {
-            cfg.service(resource.default_service(web::to(method_not_allowed)));
+        for (_, resource, methods) in resources {
+            let allow = methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            cfg.service(resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(allow) }
+            })));
         }
     }
 }
@@ -204,12 +216,16 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     ))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",
         "method not allowed on this path",
-    ))
+    ));
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// JSON bodies: size-limited, and every parse failure is a CSC `invalid_request`.

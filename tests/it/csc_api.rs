@@ -63,9 +63,25 @@ async fn info_in_both_versions_by_get_and_post() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // RFC 9110: a 405 names the methods the path has.
+    assert_eq!(
+        res.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, POST")
+    );
     assert_eq!(
         res.json::<Value>().await.unwrap()["error"],
         "invalid_request"
+    );
+    let res = app
+        .client
+        .get(format!("{}/csc/v2/signatures/signHash", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        res.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
     );
 }
 

@@ -49,6 +49,52 @@ pub struct Secrets {
     seal_key_id: Vec<u8>,
 }
 
+/// An HMAC-SHA256 key held in memory only, derived once by an HMAC computed inside the HSM
+/// with a non-extractable key of the gateway (`name`) over a fixed `label`: nobody without the
+/// HSM can compute what it authenticates (SADs in Redis, the audit chain). Each input part is
+/// length-prefixed, so that no two different lists of parts give the same input.
+pub struct DerivedKey {
+    mac: hmac::Hmac<sha2::Sha256>,
+}
+
+impl DerivedKey {
+    /// Creates the HSM key `name` on first start (callers hold the bootstrap lock), then
+    /// derives.
+    pub async fn ensure(hsm: &Hsm, name: &str, label: &[u8]) -> Result<DerivedKey, HsmError> {
+        hsm.ensure_hmac_key(name).await?;
+        DerivedKey::open(hsm, name, label).await
+    }
+
+    /// Derives from the HSM key `name`, which must exist.
+    pub async fn open(hsm: &Hsm, name: &str, label: &[u8]) -> Result<DerivedKey, HsmError> {
+        let key = Zeroizing::new(
+            hsm.hmac_sha256(hsm.own_key_id(name), label.to_vec())
+                .await?,
+        );
+        Ok(DerivedKey::from_key(&key))
+    }
+
+    /// A key over `key` itself (tests).
+    pub fn from_key(key: &[u8]) -> DerivedKey {
+        use hmac::Mac;
+        // HMAC takes keys of any length: this cannot fail.
+        let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+            .unwrap_or_else(|_| hmac::Hmac::<sha2::Sha256>::new(&Default::default()));
+        DerivedKey { mac }
+    }
+
+    /// HMAC-SHA256 of `parts`, each prefixed by its length (8 bytes, big-endian).
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = self.mac.clone();
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
 /// HMAC-SHA256(key, parts joined by 0x00).
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, SecretsError> {
     let pkey = PKey::hmac(key)?;

@@ -56,12 +56,14 @@ pub async fn sign_hash(
     let metrics = &services.metrics;
     let hashes = Arc::new(cmd.hashes);
     metrics.sign_hash_batch.observe(hashes.len() as f64);
-    let tags = Claim::tags(&services.sad_seal, &cmd.sad, &hashes);
+    let sad_id = sad::sad_id_of(&cmd.sad);
+    let tags = Claim::tags(&services.sad_seal, sad_id, &hashes);
     let claim = Claim {
         user_id: &cmd.claims.sub,
         jti: &cmd.claims.jti,
         epoch: cmd.claims.ep,
         sad: &cmd.sad,
+        sad_id,
         credential_id: cmd.credential_id,
         family: cmd.algo.family(),
         hash_alg: cmd.algo.hash(),
@@ -73,7 +75,7 @@ pub async fn sign_hash(
         let mut detail = cmd.origin.audit_fields();
         detail.insert(
             "sad".into(),
-            sad::sad_id_of(&cmd.sad).map_or(Value::Null, |id| id.to_string().into()),
+            sad_id.map_or(Value::Null, |id| id.to_string().into()),
         );
         detail.insert("count".into(), hashes.len().into());
         detail.insert("hashes_sha256".into(), hex::encode(all.finish()).into());

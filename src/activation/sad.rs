@@ -23,21 +23,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::LazyLock;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use openssl::sha::sha256;
 use rand::RngCore;
 use redis::aio::ConnectionManager;
 use redis::Script;
-use sha2::Sha256;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::hsm::{HashAlg, Hsm, HsmError, KeyAlgo, KeyFamily};
 use crate::kv::{Kv, KvError};
 use crate::model::Purpose;
+use crate::secrets::DerivedKey;
 
 /// Why a SAD does not allow a signHash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,46 +82,26 @@ pub struct Consumed {
     pub serial_number: String,
 }
 
-/// The key that authenticates SADs in Redis. It is derived once, at start-up, by an HMAC
-/// computed inside the HSM with a non-extractable key of the gateway: it exists only in the
-/// gateway's memory, never in Redis nor in its configuration.
-pub struct SadSeal {
-    mac: Hmac<Sha256>,
-}
-
-const SEAL_KEY_NAME: &str = "sad-hmac";
+/// The key that authenticates SADs in Redis, derived in the HSM ([`DerivedKey`]): it exists
+/// only in the gateway's memory, never in Redis nor in its configuration.
+pub struct SadSeal(DerivedKey);
 
 impl SadSeal {
     /// Creates the HSM key on first start (callers hold the bootstrap lock) and derives the
     /// SAD key from it.
     pub async fn ensure(hsm: &Hsm) -> Result<SadSeal, HsmError> {
-        hsm.ensure_hmac_key(SEAL_KEY_NAME).await?;
-        let key = Zeroizing::new(
-            hsm.hmac_sha256(
-                hsm.own_key_id(SEAL_KEY_NAME),
-                b"sigillo-sad-binding-key\0v1".to_vec(),
-            )
-            .await?,
-        );
-        Ok(SadSeal::from_key(&key))
+        DerivedKey::ensure(hsm, "sad-hmac", b"sigillo-sad-binding-key\0v1")
+            .await
+            .map(SadSeal)
     }
 
     /// A seal over `key` (tests; `ensure` in the gateway).
     pub fn from_key(key: &[u8]) -> SadSeal {
-        // HMAC takes keys of any length: this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
-        SadSeal { mac }
+        SadSeal(DerivedKey::from_key(key))
     }
 
     fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        for part in parts {
-            // Length-prefixed, so that no two different bindings give the same input.
-            mac.update(&(part.len() as u32).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        self.0.mac(parts)
     }
 
     /// The HMAC of a SAD's binding, hex.
@@ -195,6 +173,8 @@ pub struct Claim<'a> {
     /// session signs nothing, checked in the same round trip.
     pub epoch: u64,
     pub sad: &'a str,
+    /// The record id inside `sad` ([`sad_id_of`]); `None` if it is not one of ours.
+    pub sad_id: Option<Uuid>,
     pub credential_id: Uuid,
     pub family: KeyFamily,
     pub hash_alg: HashAlg,
@@ -203,9 +183,9 @@ pub struct Claim<'a> {
 }
 
 impl Claim<'_> {
-    /// The tags of `hashes` for the SAD `sad` (empty if it is no well-formed SAD).
-    pub fn tags(seal: &SadSeal, sad: &str, hashes: &[Vec<u8>]) -> Vec<String> {
-        match sad_id_of(sad) {
+    /// The tags of `hashes` for the SAD whose record is `sad_id` (none without a record).
+    pub fn tags(seal: &SadSeal, sad_id: Option<Uuid>, hashes: &[Vec<u8>]) -> Vec<String> {
+        match sad_id {
             Some(id) => hashes.iter().map(|h| seal.hash_tag(id, h)).collect(),
             None => Vec::new(),
         }
@@ -419,7 +399,7 @@ pub async fn consume(
     seal: &SadSeal,
     claim: &Claim<'_>,
 ) -> Result<Result<Consumed, SadError>, KvError> {
-    let Some(sad_id) = sad_id_of(claim.sad) else {
+    let Some(sad_id) = claim.sad_id else {
         return Ok(Err(SadError::Unknown));
     };
     let (main, bound) = keys(kv, claim.user_id, claim.sad);

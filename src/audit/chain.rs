@@ -5,21 +5,17 @@
 //! a non-extractable key of the gateway: nobody who can only write to the database can
 //! compute a link, so an edited, removed or added row breaks the chain where it is.
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::hsm::{Hsm, HsmError};
+use crate::secrets::DerivedKey;
 
 const CHAIN_KEY_NAME: &str = "audit-chain-hmac";
 const DERIVATION: &[u8] = b"sigillo-audit-chain-key\0v1";
 
 /// The key of the audit chain, held in memory only (its root stays in the HSM).
-pub struct ChainKey {
-    mac: Hmac<Sha256>,
-}
+pub struct ChainKey(DerivedKey);
 
 /// What one link covers: a row exactly as it is stored.
 pub struct RowContent<'a> {
@@ -38,35 +34,25 @@ impl ChainKey {
     /// Creates the HSM key on first start (callers hold the bootstrap lock) and derives the
     /// chain key from it.
     pub async fn ensure(hsm: &Hsm) -> Result<ChainKey, HsmError> {
-        hsm.ensure_hmac_key(CHAIN_KEY_NAME).await?;
-        ChainKey::open(hsm).await
+        DerivedKey::ensure(hsm, CHAIN_KEY_NAME, DERIVATION)
+            .await
+            .map(ChainKey)
     }
 
     /// Derives the chain key from the HSM key, which must exist (`sigillo audit verify`).
     pub async fn open(hsm: &Hsm) -> Result<ChainKey, HsmError> {
-        let key = Zeroizing::new(
-            hsm.hmac_sha256(hsm.own_key_id(CHAIN_KEY_NAME), DERIVATION.to_vec())
-                .await?,
-        );
-        Ok(ChainKey::from_key(&key))
+        DerivedKey::open(hsm, CHAIN_KEY_NAME, DERIVATION)
+            .await
+            .map(ChainKey)
     }
 
     /// A chain key over `key` (tests; `ensure` in the gateway).
     pub fn from_key(key: &[u8]) -> ChainKey {
-        // HMAC takes keys of any length: this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
-        ChainKey { mac }
+        ChainKey(DerivedKey::from_key(key))
     }
 
     fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        for part in parts {
-            // Length-prefixed, so that no two different rows give the same input.
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        self.0.mac(parts)
     }
 
     /// The value the first row of `chain_id` follows.

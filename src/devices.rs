@@ -75,7 +75,7 @@ pub struct TotpStart {
 }
 
 /// `POST /api/v1/otp/totp {password}`: stages a new TOTP secret.
-pub async fn start_totp(
+async fn start_totp(
     services: &Services,
     user_id: &str,
     password: &str,
@@ -96,7 +96,7 @@ pub async fn start_totp(
 }
 
 /// `POST /api/v1/otp/totp/confirm {code, otp}`: the app's code and the current factor.
-pub async fn confirm_totp(
+async fn confirm_totp(
     services: &Services,
     user_id: &str,
     code: &str,
@@ -134,7 +134,7 @@ pub async fn confirm_totp(
 }
 
 /// `POST /api/v1/otp/sms {phone, password}`: stages the phone and texts it a code.
-pub async fn start_sms(
+async fn start_sms(
     services: &Services,
     user_id: &str,
     phone: &str,
@@ -156,7 +156,7 @@ pub async fn start_sms(
 }
 
 /// `POST /api/v1/otp/sms/confirm {code, otp}`: the new phone's code and the current factor.
-pub async fn confirm_sms(
+async fn confirm_sms(
     services: &Services,
     user_id: &str,
     code: &str,

@@ -65,15 +65,21 @@ pub fn text<'de, const MAX: usize, D: Deserializer<'de>>(d: D) -> Result<String,
     Ok(value)
 }
 
-/// serde `deserialize_with` for an `Option<String>` field (with `#[serde(default)]`).
+/// serde `deserialize_with` for an optional `String` field (with `#[serde(default)]`): absent
+/// is `None`; present, it must be a string of at most `MAX` bytes (`null` is a wrong type, as
+/// the OpenAPI document and the CSC specification type these fields as strings).
 pub fn opt_text<'de, const MAX: usize, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {
-    let value = Option::<String>::deserialize(d)?;
-    if let Some(v) = &value {
-        check(v, MAX).map_err(serde::de::Error::custom)?;
-    }
-    Ok(value)
+    text::<MAX, D>(d).map(Some)
+}
+
+/// serde `deserialize_with` for an optional field of another type (with `#[serde(default)]`):
+/// absent is `None`, `null` is refused like any other value of the wrong type.
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[cfg(test)]
@@ -86,6 +92,8 @@ mod tests {
         name: String,
         #[serde(default, deserialize_with = "opt_text::<8, _>")]
         note: Option<String>,
+        #[serde(default, deserialize_with = "present")]
+        count: Option<u32>,
     }
 
     #[test]
@@ -107,10 +115,13 @@ mod tests {
     #[test]
     fn serde_fields_are_checked_when_decoded() {
         let ok: Sample = serde_json::from_str(r#"{"name":"ann"}"#).unwrap();
-        assert_eq!((ok.name.as_str(), ok.note), ("ann", None));
-        let ok: Sample = serde_json::from_str(r#"{"name":"ann","note":null}"#).unwrap();
-        assert_eq!(ok.note, None);
+        assert_eq!((ok.name.as_str(), ok.note, ok.count), ("ann", None, None));
+        let ok: Sample = serde_json::from_str(r#"{"name":"ann","note":"n","count":3}"#).unwrap();
+        assert_eq!((ok.note.as_deref(), ok.count), (Some("n"), Some(3)));
         for bad in [
+            r#"{"name":"ann","note":null}"#,
+            r#"{"name":"ann","count":null}"#,
+            r#"{"name":null}"#,
             r#"{"name":"a\u0000"}"#,
             r#"{"name":"123456789"}"#,
             r#"{"name":"ann","note":"x\u0000"}"#,

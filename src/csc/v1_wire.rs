@@ -4,13 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{CertInfo, KeyInfo};
-use crate::text::{opt_text, text, ID, SECRET, TOKEN};
+use crate::text::{opt_text, present, text, ID, SECRET, TOKEN};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
     #[serde(rename = "userID", default, deserialize_with = "opt_text::<ID, _>")]
     pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     pub max_results: Option<i64>,
     #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
     pub page_token: Option<String>,
@@ -82,6 +83,7 @@ pub struct AuthorizeRequest {
     #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
     pub num_signatures: i64,
+    #[serde(default, deserialize_with = "present")]
     pub hash: Option<Vec<String>>,
     #[serde(rename = "PIN", default, deserialize_with = "opt_text::<SECRET, _>")]
     pub pin: Option<String>,

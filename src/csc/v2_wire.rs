@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{CertInfo, KeyInfo};
-use crate::text::{opt_text, text, ID, SECRET, TOKEN};
+use crate::text::{opt_text, present, text, ID, SECRET, TOKEN};
 
 /// `auth/login` request (both versions).
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +138,7 @@ pub struct AuthorizeRequest {
     #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
     pub num_signatures: i64,
+    #[serde(default, deserialize_with = "present")]
     pub hashes: Option<Vec<String>>,
     #[serde(
         rename = "hashAlgorithmOID",

@@ -26,6 +26,7 @@ mod postgres_outage;
 mod pyhanko;
 mod redis_stall;
 mod renewal;
+mod schema_refusals;
 mod secrecy;
 mod sessions;
 mod shutdown;

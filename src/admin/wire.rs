@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::enrolment::{CreatedCredential, CreatedUser, NewCredential, NewUser};
 use crate::error::ApiError;
-use crate::text::{present, text, ID, PROSE, SECRET};
+use crate::text::{text, ID, PROSE, SECRET};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +72,7 @@ pub struct CreateCredentialRequest {
     pub key_algo: String,
     #[serde(deserialize_with = "text::<ID, _>")]
     pub purpose: String,
-    #[serde(default, deserialize_with = "present")]
+    /// Absent or `null`: the CA's default (the admin API documents both).
     pub validity_days: Option<u32>,
 }
 

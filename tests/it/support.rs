@@ -92,6 +92,18 @@ pub fn test_config(isolation: &str) -> Config {
     c
 }
 
+/// A config like [`test_config`], on the test stack's Redis Cluster (three masters, started by
+/// scripts/test) instead of its single Redis.
+pub fn cluster_config(isolation: &str) -> Config {
+    let mut c = test_config(isolation);
+    c.redis.cluster_urls = env("SIGILLO_TEST_REDIS_CLUSTER_URLS")
+        .split(',')
+        .map(Secret::new)
+        .collect();
+    c.validate().expect("cluster test config is valid");
+    c
+}
+
 pub struct TestApp {
     pub public: String,
     pub admin: String,

@@ -1,6 +1,9 @@
 //! Two gateway nodes on a Redis Cluster (three masters, scripts/test) and one PostgreSQL, one
 //! token: the SAD count, single-use OTPs, suspension and revocation, and the login budget hold
-//! across the nodes, because every Lua script touches the keys of one hash slot (the user's).
+//! across the nodes, because every Lua script touches the keys of one hash slot (the user's);
+//! a stall of the cluster costs no signature (on a private cluster).
+
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use redis::Script;
@@ -10,7 +13,7 @@ use sigillo::config::Config;
 use sigillo::kv::Kv;
 
 use crate::support::{
-    assert_error, cluster_config, digests, random_suffix, totp_codes, Csc, TestApp,
+    assert_error, cluster_config, digests, random_suffix, totp_codes, Csc, PrivateCluster, TestApp,
 };
 
 const ES256: &str = "1.2.840.10045.4.3.2";
@@ -281,4 +284,62 @@ async fn the_login_budget_holds_across_the_nodes() {
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(res.headers().contains_key("retry-after"));
     }
+}
+
+/// Every master stalls (SIGSTOP) under a signHash: 503 in bounded time. Only the master that
+/// holds the subscriber's keys wakes up: the give-back of what the stalled step took needs an
+/// answer from that master alone (a plain PING waits for every master), so the SAD's last
+/// signature is there again while the others still sleep, and given back once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_on_the_cluster_costs_the_subscriber_no_signature() {
+    let cluster = PrivateCluster::start().await;
+    let app = TestApp::spawn_with(|c| {
+        c.redis.cluster_urls = cluster.urls();
+        c.otp.send_limit = 100;
+        c.csc.scal = "1".into();
+    })
+    .await;
+    let (user, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let (status, body) = app
+        .authorize(Csc::V2, &token, &credential, &pin, 2, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    assert_eq!(
+        sign_one(&app, &token, &credential, &sad).await.0,
+        StatusCode::OK
+    );
+    let holder = cluster.master_of(&app.services().kv.user_key(&user.user_id, &["epoch"]));
+
+    for node in 0..3 {
+        cluster.signal(node, "STOP");
+    }
+    let started = Instant::now();
+    let got = sign_one(&app, &token, &credential, &sad).await;
+    let waited = started.elapsed();
+    cluster.signal(holder, "CONT");
+    let others: Vec<usize> = (0..3).filter(|&n| n != holder).collect();
+    let wake_others = || others.iter().for_each(|&n| cluster.signal(n, "CONT"));
+    if got.0 != StatusCode::SERVICE_UNAVAILABLE || waited > Duration::from_secs(3) {
+        wake_others();
+        panic!("{got:?} after {waited:?}");
+    }
+
+    let mut signed = None;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while signed.is_none() && Instant::now() < deadline {
+        let got = sign_one(&app, &token, &credential, &sad).await;
+        if got.0 == StatusCode::OK {
+            signed = Some(got);
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    wake_others();
+    assert!(
+        signed.is_some(),
+        "the SAD's last signature was not given back while the other masters slept"
+    );
+    let got = sign_one(&app, &token, &credential, &sad).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
 }

@@ -253,6 +253,51 @@ start_redis() {
 	die "redis did not answer PING on 127.0.0.1:${port}"
 }
 
+# start_redis_cluster DIR PORT1 PORT2 PORT3 — a Redis Cluster of three masters
+# (no replicas) on 127.0.0.1, with their files in DIR/redis-cluster/PORT; each
+# fsyncs every write (append-only file, appendfsync always). Registered like
+# start_redis, so stop_all stops them. Returns once `cluster info` says
+# cluster_state:ok on every node.
+start_redis_cluster() {
+	local dir=$1 port ndir i ok
+	shift
+	local ports=("$@") nodes=()
+	[[ ${#ports[@]} -eq 3 ]] || die "start_redis_cluster DIR PORT1 PORT2 PORT3"
+	for port in "${ports[@]}"; do
+		ndir="${dir}/redis-cluster/${port}"
+		mkdir -p "$ndir"
+		port_in_use "$port" && die "port ${port} is taken by another process: cannot start a cluster node there"
+		redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
+			--cluster-enabled yes --cluster-config-file "${ndir}/nodes.conf" \
+			--cluster-node-timeout 5000 --dir "$ndir" --daemonize yes \
+			--pidfile "${ndir}/redis.pid" --logfile "${ndir}/redis.log" \
+			--save '' --appendonly yes --appendfsync always \
+			>/dev/null || die "redis-server (cluster node) failed to start (see ${ndir}/redis.log)"
+		_SIGILLO_REDIS+=("${port}:${ndir}/redis.pid")
+		nodes+=("127.0.0.1:${port}")
+	done
+	for port in "${ports[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			[[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]] && break
+			sleep 0.1
+		done
+	done
+	redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"${dir}/redis-cluster/create.log" 2>&1 ||
+		{ tail -n 20 "${dir}/redis-cluster/create.log" >&2; die "redis-cli --cluster create failed"; }
+	for ((i = 0; i < 150; i++)); do
+		ok=1
+		for port in "${ports[@]}"; do
+			redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
+		done
+		if [[ $ok == 1 ]]; then
+			log "redis cluster ready on 127.0.0.1:${ports[*]}"
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "the redis cluster on ${nodes[*]} did not reach cluster_state:ok"
+}
+
 # Run a PostgreSQL server binary as an unprivileged account: PostgreSQL refuses
 # to run as root. From / so that an unreadable cwd does not matter.
 _pg_run() {

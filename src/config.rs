@@ -128,6 +128,10 @@ pub struct DatabaseConfig {
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: Secret,
+    /// Nodes of a Redis Cluster (some of its masters are enough); when set, `url` is unused.
+    /// From the environment: `SIGILLO__REDIS__CLUSTER_URLS` as a comma-separated list.
+    #[serde(default)]
+    pub cluster_urls: Vec<Secret>,
     /// Prefix of every key the gateway writes (tests give each app its own).
     pub key_prefix: String,
     /// PEM CA certificates a `rediss://` server's certificate must chain to (empty: the
@@ -227,12 +231,7 @@ impl Config {
             builder = builder.add_source(config::File::from(path).required(true));
         }
         let config: Config = builder
-            .add_source(
-                config::Environment::with_prefix("SIGILLO")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
+            .add_source(environment())
             .build()?
             .try_deserialize()?;
         config.validate()?;
@@ -363,6 +362,53 @@ impl Config {
             && !self.redis.url.expose().starts_with("rediss://")
         {
             return invalid("redis.ca_file", "a CA needs a rediss:// URL");
+        }
+        self.validate_cluster()?;
+        Ok(())
+    }
+}
+
+/// The `SIGILLO__SECTION__KEY` variables; `redis.cluster_urls` is a comma-separated list.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("SIGILLO")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("redis.cluster_urls")
+}
+
+impl Config {
+    /// A cluster needs node URLs, and a key prefix without braces: a hash tag in the prefix
+    /// would put every key in one slot, an empty one (`{}`) would split a user's keys.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let redis = &self.redis;
+        if redis.cluster_urls.is_empty() {
+            return Ok(());
+        }
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if redis.cluster_urls.iter().any(|u| {
+            let url = u.expose();
+            !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        }) {
+            return invalid("redis.cluster_urls", "redis:// or rediss:// URLs");
+        }
+        if !redis.ca_file.as_os_str().is_empty() {
+            return invalid(
+                "redis.ca_file",
+                "not supported with redis.cluster_urls: rediss:// cluster nodes need a certificate the system trusts",
+            );
+        }
+        if redis.key_prefix.contains(['{', '}']) {
+            return invalid(
+                "redis.key_prefix",
+                "no { or } with redis.cluster_urls: the hash tags are the gateway's",
+            );
         }
         Ok(())
     }
@@ -542,5 +588,64 @@ mod tests {
         assert!(!is_identifier("x; drop table users"));
         assert!(!is_identifier("Upper"));
         assert!(!is_identifier(""));
+    }
+
+    #[test]
+    fn cluster_urls_come_as_a_list_and_are_checked() {
+        let env = |vars: &[(&str, &str)]| {
+            let vars = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            config::Config::builder()
+                .add_source(config::File::from_str(
+                    DEFAULT_TOML,
+                    config::FileFormat::Toml,
+                ))
+                .add_source(environment().source(Some(vars)))
+                .build()
+                .and_then(config::Config::try_deserialize::<Config>)
+                .unwrap()
+        };
+        assert!(env(&[]).redis.cluster_urls.is_empty());
+        let mut config = env(&[
+            (
+                "SIGILLO__REDIS__CLUSTER_URLS",
+                "redis://127.0.0.1:7000/,redis://127.0.0.1:7001/",
+            ),
+            ("SIGILLO__REDIS__KEY_PREFIX", "a,b:"),
+            ("SIGILLO__HSM__PIN", "1234"),
+            ("SIGILLO__SECURITY__ADMIN_TOKEN", &"a".repeat(16)),
+            ("SIGILLO__SECURITY__TOKEN_SECRET", &"b".repeat(32)),
+        ]);
+        let urls: Vec<&str> = config
+            .redis
+            .cluster_urls
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(urls, ["redis://127.0.0.1:7000/", "redis://127.0.0.1:7001/"]);
+        assert_eq!(config.redis.key_prefix, "a,b:", "other values stay strings");
+        assert_eq!(
+            format!("{:?}", config.redis.cluster_urls),
+            "[Secret(***), Secret(***)]"
+        );
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        config.redis.key_prefix = "{sigillo}:".into();
+        assert_eq!(key(&config), Some("redis.key_prefix"));
+        config.redis.key_prefix = "sigillo:".into();
+        config.redis.ca_file = "ca.pem".into();
+        config.redis.url = Secret::new("rediss://127.0.0.1:6380/");
+        assert_eq!(key(&config), Some("redis.ca_file"));
+        config.redis.ca_file = PathBuf::new();
+        config
+            .redis
+            .cluster_urls
+            .push(Secret::new("127.0.0.1:7002"));
+        assert_eq!(key(&config), Some("redis.cluster_urls"));
     }
 }

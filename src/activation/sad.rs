@@ -25,7 +25,6 @@ use std::sync::LazyLock;
 use base64::Engine;
 use openssl::sha::sha256;
 use rand::RngCore;
-use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,7 +32,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::hsm::{HashAlg, Hsm, HsmError, KeyAlgo, KeyFamily};
-use crate::kv::{Kv, KvError};
+use crate::kv::{Kv, KvConn, KvError};
 use crate::model::Purpose;
 use crate::secrets::DerivedKey;
 
@@ -543,7 +542,7 @@ impl GiveBack {
         }
     }
 
-    async fn send(&self, conn: &mut ConnectionManager) -> Result<(), redis::RedisError> {
+    async fn send(&self, conn: &mut KvConn) -> Result<(), redis::RedisError> {
         let mut invocation = RESTORE_SCRIPT.prepare_invoke();
         invocation.key(&self.main).key(&self.bound);
         if let Some(once) = &self.once {
@@ -573,11 +572,12 @@ const MAX_PENDING_GIVE_BACKS: usize = 10_000;
 
 /// A consume whose reply never came (Redis stalled or the connection dropped) may still run
 /// when Redis answers again. Once Redis answers a PING on the same connection (commands on one
-/// connection run in order, so the consume has run by then, if it ever will), give back what
+/// connection run in order, so the consume has run by then, if it ever will; on a cluster, the
+/// PING goes to the master that holds the SAD, over that node's connection), give back what
 /// it may have taken — once, however often the give-back is sent. If the consume never ran,
 /// Redis is credited a little more than the truth; the SAD's durable record, which every
 /// signHash's audit commit spends, still refuses any signature beyond what was authorised.
-fn give_back_after_stall(conn: ConnectionManager, give_back: GiveBack) {
+fn give_back_after_stall(conn: KvConn, give_back: GiveBack) {
     static PENDING: AtomicUsize = AtomicUsize::new(0);
     if PENDING.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_GIVE_BACKS {
         PENDING.fetch_sub(1, Ordering::Relaxed);
@@ -589,8 +589,7 @@ fn give_back_after_stall(conn: ConnectionManager, give_back: GiveBack) {
         let mut delay = Duration::from_millis(200);
         let mut done = false;
         for _ in 0..40 {
-            let ping: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-            if ping.is_ok() {
+            if conn.ping_holder_of(&give_back.main).await.is_ok() {
                 // Other connections' queued commands run within the same moment.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 if give_back.send(&mut conn).await.is_ok() {
@@ -761,5 +760,66 @@ mod tests {
         );
         assert_eq!(lifetime(300, now), None);
         assert_eq!(lifetime(300, now - 5), None);
+    }
+
+    /// Every key set a SAD script or transaction is given, built as `create`, `consume`,
+    /// `restore`, `extend` and `hold` build it: one slot each, so Redis Cluster runs them.
+    #[tokio::test]
+    async fn every_sad_script_touches_one_slot() {
+        use crate::auth::session::{epoch_key, revoked_key};
+        use crate::kv::slot;
+        let kv = Kv::detached("sigillo:");
+        for user in ["alice", "user-0123456789ab", "mario.rossi@example.org"] {
+            let credential = Uuid::new_v4();
+            let sad = new_token(Uuid::new_v4());
+            let (main, bound) = keys(&kv, user, &sad);
+            let (new_main, new_bound) = keys(&kv, user, &new_token(Uuid::new_v4()));
+            let hold = hold_key(&kv, user, credential);
+            let generation = generation_key(&kv, user, credential);
+            let tags = [String::from("t")];
+            let claim = Claim {
+                user_id: user,
+                jti: "0123456789abcdef",
+                epoch: 0,
+                sad: &sad,
+                sad_id: sad_id_of(&sad),
+                credential_id: credential,
+                family: KeyFamily::Ec,
+                hash_alg: HashAlg::Sha256,
+                tags: &tags,
+            };
+            let give_back = GiveBack::of(&kv, &claim, true);
+            let once = give_back.once.clone().unwrap_or_default();
+            let sets: [(&str, Vec<String>); 5] = [
+                (
+                    "create",
+                    vec![main.clone(), bound.clone(), generation.clone()],
+                ),
+                (
+                    "consume",
+                    vec![
+                        main.clone(),
+                        bound.clone(),
+                        revoked_key(&kv, user, claim.jti),
+                        hold.clone(),
+                        generation.clone(),
+                        epoch_key(&kv, user),
+                    ],
+                ),
+                ("restore", vec![give_back.main, give_back.bound, once]),
+                (
+                    "extend",
+                    vec![main, bound, new_main, new_bound, hold.clone()],
+                ),
+                ("hold", vec![hold, generation]),
+            ];
+            for (script, set) in sets {
+                let slots: Vec<u16> = set.iter().map(|k| slot(k)).collect();
+                assert!(
+                    slots.iter().all(|&s| s == slot(user)),
+                    "{script} for {user}: {set:?} in slots {slots:?}"
+                );
+            }
+        }
     }
 }

@@ -144,7 +144,9 @@ pub async fn redeem_refresh(
     spent_ttl_secs: u64,
 ) -> Result<Redeemed, AuthError> {
     let (secret, user_id) = token.split_once(SEPARATOR).ok_or(AuthError::InvalidToken)?;
-    if secret.len() != 43 || user_id.is_empty() || user_id.len() > 64 {
+    // Only a user id names the keys: anything else (a `}` first would empty the hash tag and
+    // spread the keys over several cluster slots) is no token of ours.
+    if secret.len() != 43 || !crate::enrolment::valid_user_id(user_id) {
         return Err(AuthError::InvalidToken);
     }
     let mut conn = kv.conn();
@@ -249,5 +251,33 @@ mod tests {
         assert!(epoch_is_current(Some("3"), 3));
         assert!(!epoch_is_current(Some("3"), 2));
         assert!(!epoch_is_current(Some("03"), 3));
+    }
+
+    /// The keys of the refresh script and of the access check, as they are built: one slot
+    /// each, so Redis Cluster runs them; a token whose user part is no user id never gets
+    /// that far.
+    #[tokio::test]
+    async fn every_session_script_touches_one_slot() {
+        use crate::kv::slot;
+        let kv = Kv::detached("sigillo:");
+        let secret = "A".repeat(43);
+        for user in ["alice", "user-0123456789ab", "mario.rossi@example.org"] {
+            let redeem = [
+                refresh_key(&kv, user, &secret),
+                spent_key(&kv, user, &secret),
+                epoch_key(&kv, user),
+            ];
+            let check = [revoked_key(&kv, user, "jti"), epoch_key(&kv, user)];
+            for key in redeem.iter().chain(&check) {
+                assert_eq!(slot(key), slot(user), "{key}");
+            }
+        }
+        for user in ["}x{", "a}b", "{}", ""] {
+            let got = redeem_refresh(&kv, &format!("{secret}~{user}"), 60).await;
+            assert!(
+                matches!(got, Err(AuthError::InvalidToken)),
+                "{user}: {got:?}"
+            );
+        }
     }
 }

@@ -1,14 +1,14 @@
 //! The hot path's Redis connections: one per single-threaded event loop (each actix worker
 //! runs one), reused by every request of that loop; the shared connection everywhere else.
 
-use redis::aio::ConnectionManager;
 use sigillo::kv::Kv;
+use sigillo::kv::KvConn;
 use tokio::runtime::Builder;
 
 use crate::support::{random_suffix, test_config};
 
 /// Redis's own name for the connection a command went over.
-async fn client_id(mut conn: ConnectionManager) -> i64 {
+async fn client_id(mut conn: KvConn) -> i64 {
     redis::cmd("CLIENT")
         .arg("ID")
         .query_async(&mut conn)

@@ -92,6 +92,18 @@ pub fn test_config(isolation: &str) -> Config {
     c
 }
 
+/// A config like [`test_config`], on the test stack's Redis Cluster (three masters, started by
+/// scripts/test) instead of its single Redis.
+pub fn cluster_config(isolation: &str) -> Config {
+    let mut c = test_config(isolation);
+    c.redis.cluster_urls = env("SIGILLO_TEST_REDIS_CLUSTER_URLS")
+        .split(',')
+        .map(Secret::new)
+        .collect();
+    c.validate().expect("cluster test config is valid");
+    c
+}
+
 pub struct TestApp {
     pub public: String,
     pub admin: String,
@@ -592,5 +604,125 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of a test's own (three masters, no persistence), so that pausing its nodes
+/// harms no other test; killed when dropped. Nodes are not marked failed for 15 s and serve
+/// their slots while others are down, so a test can pause some and use the rest.
+pub struct PrivateCluster {
+    children: Vec<std::process::Child>,
+    pub ports: Vec<u16>,
+}
+
+impl PrivateCluster {
+    pub async fn start() -> PrivateCluster {
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 3 {
+            // Below 55536: the cluster bus listens on port + 10000.
+            let port = rand::thread_rng().gen_range(20_000..30_000u16);
+            let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+            if !ports.contains(&port) && free(port) && free(port + 10_000) {
+                ports.push(port);
+            }
+        }
+        let mut cluster = PrivateCluster {
+            children: Vec::new(),
+            ports: ports.clone(),
+        };
+        for port in &ports {
+            let dir = PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("cluster-{port}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "15000",
+                ])
+                .args(["--cluster-require-full-coverage", "no"])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed by scripts/test");
+            cluster.children.push(child);
+        }
+        for port in &ports {
+            let url = format!("redis://127.0.0.1:{port}/");
+            let mut up = false;
+            for _ in 0..50 {
+                let client = redis::Client::open(url.as_str()).unwrap();
+                if client.get_multiplexed_async_connection().await.is_ok() {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert!(up, "the private cluster node on {port} did not start");
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{created:?}");
+        for _ in 0..100 {
+            let ok = ports.iter().all(|p| {
+                std::process::Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+            });
+            if ok {
+                return cluster;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the private cluster did not reach cluster_state:ok");
+    }
+
+    /// The URLs of its nodes, for `redis.cluster_urls`.
+    pub fn urls(&self) -> Vec<Secret> {
+        self.ports
+            .iter()
+            .map(|p| Secret::new(format!("redis://127.0.0.1:{p}/")))
+            .collect()
+    }
+
+    /// The index (in `ports`) of the master that holds `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        self.ports
+            .iter()
+            .position(|p| {
+                std::process::Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "get", key])
+                    .output()
+                    .is_ok_and(|o| !String::from_utf8_lossy(&o.stdout).contains("MOVED"))
+            })
+            .expect("a master holds every slot")
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to node `index`.
+    pub fn signal(&self, index: usize, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.children[index].id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

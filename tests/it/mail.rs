@@ -533,3 +533,83 @@ async fn a_message_survives_a_gateway_restart_and_a_dead_nodes_claim() {
         "sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_travels_with_its_message_and_leaves_the_database_once_sent() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    assert!(
+        outbox::set_locale(&app.services().db, &user.user_id, Locale::En)
+            .await
+            .unwrap()
+    );
+    let serial = format!("env-{}", random_suffix());
+    let pdf: Vec<u8> = b"%PDF-2.0\n"
+        .iter()
+        .copied()
+        .chain((0..3000u32).map(|i| (i % 251) as u8))
+        .collect();
+    let mail_id = {
+        let client = app.services().db.get().await.unwrap();
+        let message = Message::Envelope {
+            serial_number: serial.clone(),
+            pdf: pdf.clone(),
+        };
+        mail::enqueue(&client, &user.user_id, &message)
+            .await
+            .unwrap()
+    };
+    app.services().mail.wake();
+    wait_status(&app, mail_id, |s| s.status == "sent").await;
+    let raw = {
+        let mut found = None;
+        for _ in 0..50 {
+            for sub in ["new", "cur"] {
+                for entry in std::fs::read_dir(test_maildir().join(sub))
+                    .unwrap()
+                    .flatten()
+                {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    if text.contains(&format!("busta-{serial}.pdf")) {
+                        found = Some(text);
+                    }
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.expect("the envelope arrived")
+    };
+    let raw = raw.replace("\r\n", "\n");
+    assert!(raw.contains("Content-Type: multipart/mixed"), "{raw}");
+    assert!(raw.contains("Content-Type: application/pdf"), "{raw}");
+    // The PDF's part, base64 as lettre writes it, decodes to the bytes queued.
+    let part = raw
+        .split("Content-Type: application/pdf")
+        .nth(1)
+        .unwrap()
+        .split_once("\n\n")
+        .unwrap()
+        .1;
+    let b64: String = part
+        .lines()
+        .take_while(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .concat();
+    assert_eq!(crate::support::unb64(b64.trim()), pdf);
+    assert!(decode_qp(&raw).contains(&format!(
+        "sealed envelope of your signing credential {serial}"
+    )));
+    let client = app.services().db.get().await.unwrap();
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM mail_attachments WHERE mail_id = $1",
+            &[&mail_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the attachment is dropped once sent");
+}

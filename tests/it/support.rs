@@ -90,7 +90,7 @@ pub fn test_config(isolation: &str) -> Config {
     c.mail.smtp_host = "127.0.0.1".into();
     c.mail.smtp_port = env("SIGILLO_TEST_SMTP_PORT").parse().unwrap();
     c.mail.tls = sigillo::config::SmtpTls::None;
-    c.mail.poll_interval_ms = 500;
+    c.mail.poll_interval_ms = 1000;
     c.mail.retry_base_ms = 200;
     c.mail.retry_max_ms = 2000;
     c.mail.timeout_secs = 5;

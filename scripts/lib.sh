@@ -472,3 +472,46 @@ tools_venv() {
 }
 
 k6_binary() { printf '%s/bin/k6\n' "$(tools_venv)"; }
+
+# A small Python venv under target/ with aiosmtpd (scripts/smtp-requirements.txt) for the
+# loopback SMTP server. Rebuilt when the requirements change. Prints the venv directory.
+smtp_venv() {
+	local venv="${SIGILLO_ROOT}/target/smtp-venv" stamp
+	stamp="$(cat "${SIGILLO_ROOT}/scripts/smtp-requirements.txt")"
+	if [[ ! -x $venv/bin/python || "$(cat "$venv/requirements.stamp" 2>/dev/null)" != "$stamp" ]]; then
+		log "installing aiosmtpd into ${venv}"
+		rm -rf "$venv"
+		python3 -m venv "$venv" >&2 || die "python3 -m venv failed (install python3-venv)"
+		"$venv/bin/pip" install --quiet --disable-pip-version-check \
+			-r "${SIGILLO_ROOT}/scripts/smtp-requirements.txt" >&2 ||
+			die "pip install of scripts/smtp-requirements.txt failed"
+		printf '%s' "$stamp" >"$venv/requirements.stamp"
+	fi
+	printf '%s\n' "$venv"
+}
+
+# start_smtp MAILDIR PORT [MAX_SECONDS] — the loopback SMTP server (scripts/smtp-maildir.py)
+# on 127.0.0.1:PORT, storing every message it accepts in the Maildir MAILDIR (MAILDIR/new),
+# log in MAILDIR.log. No TLS, no authentication: for scripts/dev and scripts/test only. It
+# stops with stop_all, or by itself after MAX_SECONDS (default: never). Returns once it
+# accepts connections.
+start_smtp() {
+	local maildir=$1 port=$2 max=${3:-} venv pid i
+	venv="$(smtp_venv)"
+	port_in_use "$port" && die "port ${port} is taken by another process: cannot start the SMTP server there"
+	mkdir -p "$(dirname "$maildir")"
+	"$venv/bin/python" "${SIGILLO_ROOT}/scripts/smtp-maildir.py" --port "$port" --maildir "$maildir" \
+		${max:+--max-seconds "$max"} >"${maildir}.log" 2>&1 &
+	pid=$!
+	_SIGILLO_PIDS+=("$pid")
+	for ((i = 0; i < 100; i++)); do
+		if port_in_use "$port"; then
+			log "smtp ready on 127.0.0.1:${port} (Maildir ${maildir})"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	tail -n 20 "${maildir}.log" >&2 2>/dev/null || true
+	die "the SMTP server did not start on 127.0.0.1:${port}"
+}

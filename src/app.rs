@@ -447,11 +447,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let notice_interval =
         std::time::Duration::from_secs(services.config.lifecycle.notice_interval_secs.max(60));
     let notice_task = tokio::spawn(crate::notices::scheduler(services.clone(), notice_interval));
+    let mail_task = tokio::spawn(crate::mail::sender::run(services.clone()));
 
     let (public_handle, admin_handle) = (public.handle(), admin.handle());
     let servers = tokio::spawn(async move {
         let (a, b) = tokio::join!(public, admin);
         notice_task.abort();
+        mail_task.abort();
         for result in [a, b] {
             if let Err(e) = result {
                 tracing::error!(error = %e, "server stopped with an error");

@@ -57,6 +57,49 @@ pub struct Config {
     pub csc: CscConfig,
     pub lifecycle: LifecycleConfig,
     pub tls: TlsConfig,
+    pub mail: MailConfig,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, then STARTTLS (required: a server that does not offer it is refused).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No TLS at all: only to a server on the loopback interface.
+    None,
+}
+
+/// E-mail: the SMTP server every node sends the outbox through, and the outbox's pace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    /// PEM CA certificates the server's certificate must chain to (with the system's).
+    pub ca_file: PathBuf,
+    /// SMTP AUTH user; empty: no authentication.
+    pub username: String,
+    pub password: Secret,
+    /// The From of every message (`Name <address>` or a bare address).
+    pub from: String,
+    /// Bound of one SMTP conversation (connect, greeting, each command).
+    pub timeout_secs: u64,
+    /// How often each node looks for due messages (an enqueue on this node wakes it sooner).
+    pub poll_interval_ms: u64,
+    /// Messages one node claims at a time.
+    pub batch: u32,
+    /// How long a claim holds: a node that crashed mid-send leaves its messages to others
+    /// after this. Must exceed `timeout_secs`.
+    pub lease_secs: u64,
+    /// Delay after the first failed attempt; it doubles with each failure up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Attempts before a message is given up as failed (logged and counted).
+    pub max_attempts: u32,
 }
 
 /// TLS of the two listeners. Off (plain HTTP) while `cert_file` is empty.
@@ -88,10 +131,6 @@ pub struct LifecycleConfig {
     /// Link in expiry notices; `{credential_id}` is replaced.
     pub renewal_link: String,
     pub notice_interval_secs: u64,
-    /// E-mail notices: the same sender kinds as SMS (an outbox file, or an HTTP provider).
-    pub email_sender: SmsSenderKind,
-    pub email_outbox_path: PathBuf,
-    pub email_http_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -364,6 +403,7 @@ impl Config {
             return invalid("redis.ca_file", "a CA needs a rediss:// URL");
         }
         self.validate_cluster()?;
+        self.mail.validate()?;
         Ok(())
     }
 }
@@ -412,6 +452,64 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl MailConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.smtp_host.trim().is_empty() || self.smtp_port == 0 {
+            return invalid("mail.smtp_host", "an SMTP host and a port other than 0");
+        }
+        // Without TLS the password and every message cross the network in clear: only to a
+        // server on this machine.
+        if self.tls == SmtpTls::None && !is_loopback(&self.smtp_host) {
+            return invalid(
+                "mail.tls",
+                "\"none\" only for a server on the loopback interface (127.0.0.1, ::1, localhost)",
+            );
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return invalid(
+                "mail.from",
+                "an address such as \"sigillo <noreply@example.org>\"",
+            );
+        }
+        if !self.username.is_empty() && self.password.is_empty() {
+            return invalid("mail.password", "missing: set SIGILLO__MAIL__PASSWORD");
+        }
+        if !(1..=600).contains(&self.timeout_secs) || self.lease_secs <= self.timeout_secs {
+            return invalid(
+                "mail.lease_secs",
+                "timeout_secs 1 to 600, and lease_secs longer than timeout_secs",
+            );
+        }
+        if self.poll_interval_ms == 0
+            || self.batch == 0
+            || self.max_attempts == 0
+            || self.retry_base_ms == 0
+            || self.retry_max_ms < self.retry_base_ms
+        {
+            return invalid(
+                "mail",
+                "poll_interval_ms, batch, max_attempts and retry_base_ms positive, retry_max_ms >= retry_base_ms",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `[a-z_][a-z0-9_]*`: safe to splice into `SET search_path`.
@@ -503,6 +601,43 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn mail_settings_are_checked() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        assert_eq!(
+            (config.mail.smtp_port, config.mail.tls),
+            (587, SmtpTls::Starttls)
+        );
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        assert_eq!(key(&config), None);
+        // Plain SMTP only to this machine.
+        config.mail.tls = SmtpTls::None;
+        config.mail.smtp_host = "smtp.example.org".into();
+        assert_eq!(key(&config), Some("mail.tls"));
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost"] {
+            config.mail.smtp_host = host.into();
+            assert_eq!(key(&config), None, "{host}");
+        }
+        config.mail.username = "sigillo".into();
+        assert_eq!(key(&config), Some("mail.password"));
+        config.mail.password = Secret::new("pw");
+        assert_eq!(key(&config), None);
+        config.mail.from = "not an address".into();
+        assert_eq!(key(&config), Some("mail.from"));
+        config.mail.from = "noreply@example.org".into();
+        config.mail.lease_secs = config.mail.timeout_secs;
+        assert_eq!(key(&config), Some("mail.lease_secs"));
+        config.mail.lease_secs = 300;
+        config.mail.retry_max_ms = config.mail.retry_base_ms - 1;
+        assert_eq!(key(&config), Some("mail"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::enrolment::EnrolError;
 use crate::hsm::{HsmError, MechanismError};
 use crate::kv::KvError;
 use crate::lifecycle::LifecycleError;
+use crate::mail::MailError;
 use crate::otp::OtpError;
 use crate::renewal::RenewalError;
 use crate::signing::SigningError;
@@ -135,6 +136,17 @@ impl From<DbError> for ApiError {
                 tracing::error!(error = %err, "database unavailable");
                 ApiError::unavailable("the database is unavailable; retry later", 5)
             }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<MailError> for ApiError {
+    /// Only queueing reaches a request (sending runs in the background): the database's
+    /// answer, or an internal fault (a template or recipient that cannot be).
+    fn from(err: MailError) -> Self {
+        match err {
+            MailError::Db(e) => e.into(),
             other => ApiError::internal(&other),
         }
     }
@@ -267,6 +279,7 @@ impl From<ActivationError> for ApiError {
             ActivationError::Hsm(e) => e.into(),
             ActivationError::Db(e) => e.into(),
             ActivationError::Audit(e) => e.into(),
+            ActivationError::Mail(e) => e.into(),
         }
     }
 }
@@ -324,6 +337,7 @@ impl From<LifecycleError> for ApiError {
             LifecycleError::Db(e) => e.into(),
             LifecycleError::Kv(e) => e.into(),
             LifecycleError::Audit(e) => e.into(),
+            LifecycleError::Mail(e) => e.into(),
         }
     }
 }
@@ -400,6 +414,26 @@ mod tests {
     fn code(err: impl Into<ApiError>) -> (u16, &'static str) {
         let e = err.into();
         (e.status.as_u16(), e.error)
+    }
+
+    #[test]
+    fn mail_errors() {
+        assert_eq!(
+            code(MailError::NoRecipient("u".into())),
+            (500, "server_error")
+        );
+        assert_eq!(
+            code(MailError::Db(DbError::Corrupt("x"))),
+            (500, "server_error")
+        );
+        assert_eq!(
+            code(ActivationError::Mail(MailError::Build("x".into()))),
+            (500, "server_error")
+        );
+        assert_eq!(
+            code(LifecycleError::Mail(MailError::NoRecipient("u".into()))),
+            (500, "server_error")
+        );
     }
 
     #[test]

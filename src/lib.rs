@@ -37,6 +37,7 @@ pub mod health;
 pub mod hsm;
 pub mod kv;
 pub mod lifecycle;
+pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod notices;

@@ -1,4 +1,5 @@
-//! The operator's lifecycle changes: suspend, resume, revoke.
+//! The operator's lifecycle changes: suspend, resume, revoke. Each change that applies sends
+//! the subscriber an e-mail notice, queued in the change's own transaction.
 //!
 //! Invariant: a suspension or revocation stops the credential's outstanding SADs at once on
 //! every gateway node — the Redis hold is set BEFORE the database changes, and checked by the
@@ -28,7 +29,8 @@ use crate::audit::AuditError;
 use crate::db::repo::credentials::{self as repo, OperatorChange};
 use crate::db::DbError;
 use crate::kv::KvError;
-use crate::model::{CredentialStatus, Operator};
+use crate::mail::{self, Message, StatusChange};
+use crate::model::{Credential, CredentialStatus, Operator};
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum LifecycleError {
     Kv(#[from] KvError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// Applies `change` to credential `id` for `operator` (the audit's actor); returns its new
@@ -105,14 +109,14 @@ pub async fn change_status(
         sad::release(&services.kv, user_id, id).await?;
         touched = Some(false);
     }
-    let outcome = match repo::apply_operator_change(&services.db, id, change, reason).await {
+    let outcome = match apply_and_notify(services, &credential, change, reason).await {
         Ok(outcome) => outcome,
         Err(err) => {
             // Nothing committed: put Redis back as PostgreSQL still has it.
             if let Some(was_set) = touched {
                 restore_hold(services, user_id, id, was_set).await;
             }
-            return Err(err.into());
+            return Err(err);
         }
     };
     let audited = services
@@ -153,6 +157,37 @@ pub async fn change_status(
             Err(LifecycleError::WrongState(credential.status))
         }
     }
+}
+
+/// The status change and, when it applies, the subscriber's e-mail notice of it, in one
+/// transaction: both commit or neither does.
+async fn apply_and_notify(
+    services: &Services,
+    credential: &Credential,
+    change: OperatorChange,
+    reason: &str,
+) -> Result<Option<CredentialStatus>, LifecycleError> {
+    let mut client = services.db.get().await.map_err(DbError::from)?;
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    let outcome =
+        repo::apply_operator_change_on(&tx, credential.credential_id, change, reason).await?;
+    if outcome.is_some() {
+        let change = match change {
+            OperatorChange::Suspend => StatusChange::Suspended,
+            OperatorChange::Resume => StatusChange::Resumed,
+            OperatorChange::Revoke => StatusChange::Revoked,
+        };
+        let notice = Message::StatusChanged {
+            serial_number: credential.serial_number.clone(),
+            change,
+        };
+        mail::enqueue(&tx, &credential.user_id, &notice).await?;
+    }
+    tx.commit().await.map_err(DbError::from)?;
+    if outcome.is_some() {
+        services.mail.wake();
+    }
+    Ok(outcome)
 }
 
 /// Whether a credential in `status` has its Redis hold set.

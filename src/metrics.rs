@@ -2,8 +2,8 @@
 //! matched route pattern (never the raw path, so ids cannot explode the label set).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -21,6 +21,10 @@ pub struct Metrics {
     pub redis_duration: HistogramVec,
     pub audit_commit_duration: Histogram,
     pub audit_commit_rows: Histogram,
+    /// Mails the SMTP server accepted, failed attempts, and mails given up.
+    pub mail_sent: IntCounter,
+    pub mail_send_errors: IntCounter,
+    pub mail_failed: IntCounter,
 }
 
 /// What the HSM pool reports: job latency by operation and busy workers.
@@ -123,6 +127,19 @@ impl Metrics {
         registry.register(Box::new(redis_duration.clone()))?;
         registry.register(Box::new(audit_commit_duration.clone()))?;
         registry.register(Box::new(audit_commit_rows.clone()))?;
+        let mail_sent =
+            IntCounter::new("sigillo_mail_sent_total", "Mails the SMTP server accepted")?;
+        let mail_send_errors = IntCounter::new(
+            "sigillo_mail_send_errors_total",
+            "Failed attempts to send a mail (each is retried until max_attempts)",
+        )?;
+        let mail_failed = IntCounter::new(
+            "sigillo_mail_failed_total",
+            "Mails given up after max_attempts (or unsendable): marked failed",
+        )?;
+        registry.register(Box::new(mail_sent.clone()))?;
+        registry.register(Box::new(mail_send_errors.clone()))?;
+        registry.register(Box::new(mail_failed.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -137,6 +154,9 @@ impl Metrics {
             redis_duration,
             audit_commit_duration,
             audit_commit_rows,
+            mail_sent,
+            mail_send_errors,
+            mail_failed,
         })
     }
 

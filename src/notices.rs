@@ -1,12 +1,14 @@
 //! Expiry notices: 6, 5, 4, 3, 2 and 1 month(s) before a certificate expires, then weekly
-//! (3, 2 and 1 week(s) before), by e-mail and SMS through the sender traits, with the expiry
-//! date and the renewal link.
+//! (3, 2 and 1 week(s) before), by e-mail (the mail outbox, in the subscriber's language) and
+//! SMS, with the expiry date and the renewal link.
 //!
-//! Invariants: a notice is recorded before it is sent and recorded once (the database key makes
-//! several nodes running the scheduler at once send it once); only the latest notice due is
-//! sent (a credential enrolled 40 days before expiry gets the 1-month notice, not six at once);
-//! a notice whose sending failed is forgotten and retried on the next run. `run_once` takes
-//! the date as a parameter: the scheduler passes today, tests a simulated calendar.
+//! Invariants: a notice is recorded once (the database key makes several nodes running the
+//! scheduler at once send it once), and its e-mail is queued in the same transaction, so a
+//! recorded notice always has its e-mail on the way (the outbox retries it until the SMTP
+//! server takes it); only the latest notice due is sent (a credential enrolled 40 days before
+//! expiry gets the 1-month notice, not six at once). The SMS goes once, after the commit; a
+//! failed SMS is logged, not retried (the e-mail carries the notice). `run_once` takes the
+//! date as a parameter: the scheduler passes today, tests a simulated calendar.
 
 use std::time::Duration;
 
@@ -14,12 +16,15 @@ use time::{Date, Month, OffsetDateTime, Time};
 
 use crate::db::repo::notices::{self, Expiring};
 use crate::db::DbError;
+use crate::mail::{self, MailError, Message};
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NoticeError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
 }
 
 /// `d` minus `n` calendar months (the day clamped to the month's length).
@@ -48,16 +53,21 @@ pub fn due(expiry: Date, today: Date) -> Option<Date> {
     schedule(expiry).into_iter().filter(|d| *d <= today).max()
 }
 
-fn text(services: &Services, e: &Expiring) -> String {
-    let link = services
+fn renewal_link(services: &Services, e: &Expiring) -> String {
+    services
         .config
         .lifecycle
         .renewal_link
-        .replace("{credential_id}", &e.credential_id.to_string());
+        .replace("{credential_id}", &e.credential_id.to_string())
+}
+
+/// The SMS text (also the notice's text in `/api/v1/notifications`).
+fn text(services: &Services, e: &Expiring) -> String {
     format!(
-        "Your sigillo signing certificate {} expires on {}. Renew it at {link}",
+        "Your sigillo signing certificate {} expires on {}. Renew it at {}",
         e.serial_number,
-        e.valid_to.date()
+        e.valid_to.date(),
+        renewal_link(services, e)
     )
 }
 
@@ -73,19 +83,23 @@ pub async fn run_once(services: &Services, today: Date) -> Result<usize, NoticeE
             continue;
         };
         let body = text(services, &e);
-        if !notices::claim(&services.db, &e, due_date, "email+sms", &body).await? {
-            continue; // sent already, by this node or another
+        let mut client = services.db.get().await.map_err(DbError::from)?;
+        let tx = client.transaction().await.map_err(DbError::from)?;
+        if !notices::claim(&tx, &e, due_date, "email+sms", &body).await? {
+            continue; // sent already, by this node or another (the transaction rolls back)
         }
-        let delivered = match services.email.send(&e.email, &body).await {
-            Ok(()) => services.otp.send_text(&e.phone, &body).await,
-            Err(err) => Err(err.into()),
+        let message = Message::ExpiryNotice {
+            serial_number: e.serial_number.clone(),
+            expires_on: e.valid_to.date(),
+            renewal_link: renewal_link(services, &e),
         };
-        match delivered {
-            Ok(()) => sent += 1,
-            Err(err) => {
-                tracing::warn!(credential_id = %e.credential_id, error = %err, "expiry notice not sent; retried next run");
-                notices::unclaim(&services.db, e.credential_id, due_date).await?;
-            }
+        mail::enqueue(&tx, &e.user_id, &message).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        services.mail.wake();
+        sent += 1;
+        if let Err(err) = services.otp.send_text(&e.phone, &body).await {
+            tracing::warn!(credential_id = %e.credential_id, error = %err,
+                "expiry notice SMS not sent (the e-mail is queued)");
         }
     }
     Ok(sent)

@@ -40,6 +40,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("mail: {0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -57,8 +59,8 @@ pub struct Services {
     /// Authenticates SADs in Redis (its key derived in the HSM).
     pub sad_seal: SadSeal,
     pub otp: Otp,
-    /// Where e-mail notices go.
-    pub email: std::sync::Arc<dyn crate::otp::SmsSender>,
+    /// Sends the mail outbox over SMTP (every node runs its sender).
+    pub mail: crate::mail::Mailer,
     pub tokens: Tokens,
     pub metrics: Metrics,
     /// The gateway's symmetric secrets (TOTP sealing in the HSM, OTP digests, token key).
@@ -119,12 +121,7 @@ impl Services {
             config.otp.clone(),
         );
         let tokens = Tokens::configured(&config.security, secrets.token_key());
-        let lifecycle = &config.lifecycle;
-        let email = crate::otp::sender_of(
-            lifecycle.email_sender,
-            &lifecycle.email_outbox_path,
-            &lifecycle.email_http_url,
-        )?;
+        let mail = crate::mail::Mailer::new(&config.mail)?;
         let services = Services {
             audit: Audit::start(db.clone(), &metrics, audit_chain.clone()),
             audit_chain,
@@ -137,7 +134,7 @@ impl Services {
             pins,
             sad_seal,
             otp,
-            email,
+            mail,
             tokens,
             secrets,
         };

@@ -66,6 +66,8 @@ pub enum ActivationError {
     Db(#[from] DbError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// A new PIN (activation, change, unblock) must be exactly 8 digits.

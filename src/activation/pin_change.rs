@@ -1,11 +1,13 @@
-//! PIN change (with the current PIN) and PIN unblock (with the PUK), both confirmed by an OTP.
+//! PIN change (with the current PIN) and PIN unblock (with the PUK), both confirmed by an OTP;
+//! the subscriber gets an e-mail notice of either, queued in the transaction of the new PIN.
 
 use serde_json::json;
 use uuid::Uuid;
 
 use super::pin::check_factors;
 use super::{check_new_pin, ActivationError, SecretKind};
-use crate::db::repo;
+use crate::db::{repo, DbError};
+use crate::mail::{self, Message};
 use crate::model::{Credential, CredentialStatus};
 use crate::otp::Purpose;
 use crate::services::Services;
@@ -112,11 +114,23 @@ async fn run(
         .pins
         .digest(SecretKind::Pin, credential.credential_id, &cmd.new_pin)
         .await?;
-    if !repo::credentials::set_pin(&services.db, credential.credential_id, &pin_hmac, from).await? {
+    // The new PIN and its security notice commit together.
+    let mut client = services.db.get().await.map_err(DbError::from)?;
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    if !repo::credentials::set_pin_on(&tx, credential.credential_id, &pin_hmac, from).await? {
+        drop(tx);
+        drop(client);
         let now = owned(services, &cmd.user_id, cmd.credential_id)
             .await?
             .status;
         return Err(ActivationError::WrongState(now));
     }
+    let notice = Message::PinChanged {
+        serial_number: credential.serial_number.clone(),
+        unblocked: from == CredentialStatus::PinBlocked,
+    };
+    mail::enqueue(&tx, &credential.user_id, &notice).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    services.mail.wake();
     Ok(CredentialStatus::Active)
 }

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "audit_chain",
         include_str!("../../migrations/0006_audit_chain.sql"),
     ),
+    (
+        10,
+        "mail_outbox",
+        include_str!("../../migrations/0010_mail_outbox.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

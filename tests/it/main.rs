@@ -19,6 +19,7 @@ mod keystore;
 mod kv;
 mod lifecycle;
 mod login;
+mod mail;
 mod notices;
 mod ops;
 mod otp;

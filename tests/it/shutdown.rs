@@ -81,10 +81,9 @@ async fn sigterm_answers_every_request_sent_and_exits_within_its_bound() {
             "OTP__OUTBOX_PATH",
             config.otp.outbox_path.display().to_string(),
         ),
-        (
-            "LIFECYCLE__EMAIL_OUTBOX_PATH",
-            config.lifecycle.email_outbox_path.display().to_string(),
-        ),
+        ("MAIL__SMTP_HOST", config.mail.smtp_host.clone()),
+        ("MAIL__SMTP_PORT", config.mail.smtp_port.to_string()),
+        ("MAIL__TLS", "none".into()),
     ];
     let mut command = Command::new(env!("CARGO_BIN_EXE_sigillo"));
     command.arg("serve").env("RUST_LOG", "warn");

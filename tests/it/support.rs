@@ -86,8 +86,15 @@ pub fn test_config(isolation: &str) -> Config {
         Secret::new(format!("secret-{}-{}", random_suffix(), random_suffix()));
     c.otp.outbox_path =
         PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("outbox-{isolation}.jsonl"));
-    c.lifecycle.email_outbox_path =
-        PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("email-{isolation}.jsonl"));
+    // Mail goes to scripts/test's loopback SMTP server (its Maildir: SIGILLO_TEST_MAILDIR).
+    c.mail.smtp_host = "127.0.0.1".into();
+    c.mail.smtp_port = env("SIGILLO_TEST_SMTP_PORT").parse().unwrap();
+    c.mail.tls = sigillo::config::SmtpTls::None;
+    c.mail.poll_interval_ms = 1000;
+    c.mail.retry_base_ms = 200;
+    c.mail.retry_max_ms = 2000;
+    c.mail.timeout_secs = 5;
+    c.mail.lease_secs = 10;
     c.validate().expect("test config is valid");
     c
 }

@@ -241,6 +241,17 @@ pub async fn apply_operator_change(
     change: OperatorChange,
     reason: &str,
 ) -> Result<Option<CredentialStatus>, DbError> {
+    apply_operator_change_on(&db.get().await?, id, change, reason).await
+}
+
+/// [`apply_operator_change`] on a given connection or transaction (one that also queues the
+/// change's e-mail notice).
+pub async fn apply_operator_change_on(
+    client: &impl deadpool_postgres::GenericClient,
+    id: Uuid,
+    change: OperatorChange,
+    reason: &str,
+) -> Result<Option<CredentialStatus>, DbError> {
     let sql = match change {
         OperatorChange::Suspend => {
             "UPDATE credentials SET suspended_from = status, status = 'suspended', status_reason = $2, \
@@ -258,7 +269,6 @@ pub async fn apply_operator_change(
              WHERE credential_id = $1 AND status <> 'revoked' RETURNING status"
         }
     };
-    let client = db.get().await?;
     let row = client.query_opt(sql, &[&id, &reason]).await?;
     row.map(|r| {
         let status: String = r.try_get("status")?;
@@ -277,7 +287,16 @@ pub async fn set_pin(
     pin_hmac: &[u8],
     from: CredentialStatus,
 ) -> Result<bool, DbError> {
-    let client = db.get().await?;
+    set_pin_on(&db.get().await?, id, pin_hmac, from).await
+}
+
+/// [`set_pin`] on a given connection or transaction (one that also queues the PIN notice).
+pub async fn set_pin_on(
+    client: &impl deadpool_postgres::GenericClient,
+    id: Uuid,
+    pin_hmac: &[u8],
+    from: CredentialStatus,
+) -> Result<bool, DbError> {
     let updated = client
         .execute(
             "UPDATE credentials SET pin_hmac = $2, status = 'active', pin_failures = 0, \

@@ -55,14 +55,14 @@ pub async fn expiring(
 }
 
 /// Claims the notice (credential, due date): true if this caller inserted it and must send it.
+/// Pass the transaction that also queues the notice's e-mail.
 pub async fn claim(
-    db: &Db,
+    client: &impl deadpool_postgres::GenericClient,
     e: &Expiring,
     due: Date,
     channel: &str,
     text: &str,
 ) -> Result<bool, DbError> {
-    let client = db.get().await?;
     let inserted = client
         .execute(
             "INSERT INTO notices (credential_id, due_date, user_id, channel, text) \
@@ -71,18 +71,6 @@ pub async fn claim(
         )
         .await?;
     Ok(inserted == 1)
-}
-
-/// Forgets a claimed notice whose sending failed, so that the next run retries it.
-pub async fn unclaim(db: &Db, credential_id: Uuid, due: Date) -> Result<(), DbError> {
-    let client = db.get().await?;
-    client
-        .execute(
-            "DELETE FROM notices WHERE credential_id = $1 AND due_date = $2",
-            &[&credential_id, &due],
-        )
-        .await?;
-    Ok(())
 }
 
 /// The notices sent to `user_id`, oldest first.

@@ -11,6 +11,7 @@ mod ca;
 mod csc_api;
 mod csc_flow;
 mod csc_refusals;
+mod csc_v2_strict;
 mod devices;
 mod hsm_faults;
 mod http_hygiene;

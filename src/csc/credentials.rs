@@ -125,7 +125,11 @@ pub async fn list_v2(
     subscriber: Subscriber,
     body: web::Json<v2::ListRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    check_user(&subscriber, body.user_id.as_deref())?;
+    // CSC v2 §11.4: with a user's own service authorization (the only kind here) `userID`
+    // SHALL NOT be given, not even the caller's own (v1 accepts that).
+    if body.user_id.is_some() {
+        return Err(ApiError::invalid_request("userID parameter MUST be null"));
+    }
     let certificates = certificates_wanted(body.certificates.as_deref())?;
     let all = credentials::list(&services, &subscriber.user_id, body.only_valid).await?;
     let infos = if body.credential_info {

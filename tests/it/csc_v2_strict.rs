@@ -650,6 +650,17 @@ async fn each_method_answers_with_the_error_codes_of_its_version() {
         assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     }
 
+    // credentials/list: userID SHALL NOT be given, not even the caller's own.
+    let got = app
+        .post(
+            "/csc/v2/credentials/list",
+            Some(&token),
+            json!({ "userID": user.user_id }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(got.1["error_description"], "userID parameter MUST be null");
+
     // Methods not implemented: 501 with a CSC error, on both versions.
     for path in [
         "/csc/v2/signatures/signDoc",

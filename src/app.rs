@@ -60,11 +60,16 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         // CSC v2
         endpoint(M::GET, "/csc/v2/info", info::info_v2),
         endpoint(M::POST, "/csc/v2/info", info::info_v2),
-        endpoint(M::POST, "/csc/v2/auth/login", auth::login),
+        endpoint(M::POST, "/csc/v2/auth/login", auth::login_v2),
         endpoint(M::POST, "/csc/v2/auth/revoke", auth::revoke),
         endpoint(M::POST, "/csc/v2/credentials/list", cred::list_v2),
         endpoint(M::POST, "/csc/v2/credentials/info", cred::info_v2_handler),
         endpoint(M::POST, "/csc/v2/credentials/sendOTP", cred::send_otp),
+        endpoint(
+            M::POST,
+            "/csc/v2/credentials/getChallenge",
+            cred::get_challenge,
+        ),
         endpoint(M::POST, "/csc/v2/credentials/authorize", cred::authorize_v2),
         endpoint(
             M::POST,
@@ -75,7 +80,7 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         // CSC v1.0.4.0
         endpoint(M::GET, "/csc/v1/info", info::info_v1),
         endpoint(M::POST, "/csc/v1/info", info::info_v1),
-        endpoint(M::POST, "/csc/v1/auth/login", auth::login),
+        endpoint(M::POST, "/csc/v1/auth/login", auth::login_v1),
         endpoint(M::POST, "/csc/v1/auth/revoke", auth::revoke),
         endpoint(M::POST, "/csc/v1/credentials/list", cred::list_v1),
         endpoint(M::POST, "/csc/v1/credentials/info", cred::info_v1_handler),
@@ -206,6 +211,16 @@ async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/yaml")
         .body(OPENAPI)
+}
+
+/// The public listener's unknown paths: under `/csc/v1/` and `/csc/v2/` a CSC method this
+/// service does not implement, 501 (CSC §10.1); elsewhere 404.
+async fn public_not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let path = req.path();
+    if path.starts_with("/csc/v2/") || path.starts_with("/csc/v1/") {
+        return Err(crate::error::csc_not_implemented());
+    }
+    not_found().await
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -407,7 +422,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .wrap(public_headers(hsts.clone()))
             .wrap_fn(move |req, srv| close_when_draining(closing.clone(), srv.call(req)))
             .configure(register(public_endpoints()))
-            .default_service(web::to(not_found))
+            .default_service(web::to(public_not_found))
     })
     .workers(workers)
     .disable_signals()

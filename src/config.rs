@@ -58,6 +58,7 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     pub tls: TlsConfig,
     pub mail: MailConfig,
+    pub oauth2: OAuth2Config,
 }
 
 /// How the SMTP connection is protected.
@@ -100,6 +101,23 @@ pub struct MailConfig {
     pub retry_max_ms: u64,
     /// Attempts before a message is given up as failed (logged and counted).
     pub max_attempts: u32,
+}
+
+/// The OAuth2 authorization server that CSC v2 `info` advertises (`authType` `oauth2code`,
+/// `oauth2Issuer` and `oauth2`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// Its issuer identifier (RFC 8414): an http(s) URL without query or fragment; its
+    /// metadata is at `{issuer}/.well-known/oauth-authorization-server`. Empty: not offered.
+    pub issuer: String,
+}
+
+impl OAuth2Config {
+    /// The issuer, if OAuth2 is offered.
+    pub fn issuer(&self) -> Option<&str> {
+        Some(self.issuer.as_str()).filter(|i| !i.is_empty())
+    }
 }
 
 /// TLS of the two listeners. Off (plain HTTP) while `cert_file` is empty.
@@ -377,6 +395,15 @@ impl Config {
                 "csc",
                 "max_hashes, max_signatures, sad_ttl_secs and sad_max_lifetime_secs must be positive",
             );
+        }
+        if let Some(issuer) = self.oauth2.issuer() {
+            let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
+            if !scheme_ok || issuer.contains(['?', '#']) || issuer.ends_with('/') {
+                return invalid(
+                    "oauth2.issuer",
+                    "an http(s) URL without query, fragment or trailing slash (or empty)",
+                );
+            }
         }
         if !is_identifier(&self.database.schema) {
             return invalid("database.schema", "must be a plain SQL identifier");

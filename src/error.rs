@@ -280,8 +280,67 @@ impl From<ActivationError> for ApiError {
             ActivationError::Db(e) => e.into(),
             ActivationError::Audit(e) => e.into(),
             ActivationError::Mail(e) => e.into(),
+            ActivationError::Sad(e) => e.into(),
         }
     }
+}
+
+/// CSC v2 `credentials/authorize` (§11.6): wrong authentication data — a wrong PIN (also the one
+/// that blocks the credential) or a wrong, expired or reused OTP — is 400
+/// `invalid_authentication_data`; everything else maps as in v1 (which keeps `invalid_pin` and
+/// `invalid_otp`).
+pub fn csc_v2_authorize(err: ActivationError) -> ApiError {
+    match err {
+        ActivationError::WrongPin { .. }
+        | ActivationError::PinBlocked
+        | ActivationError::Otp(
+            OtpError::Wrong
+            | OtpError::Expired
+            | OtpError::Replayed
+            | OtpError::Malformed
+            | OtpError::OtherPurpose,
+        ) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_authentication_data",
+            err.to_string(),
+        ),
+        other => other.into(),
+    }
+}
+
+/// CSC v2 `auth/login` (§11.2): a wrong user id or password is 400 `authentication_error`, an
+/// unusable refresh token 400 `invalid_request`; v1 keeps 401 `access_denied`.
+pub fn csc_v2_login(err: AuthError, with_refresh_token: bool) -> ApiError {
+    match err {
+        AuthError::InvalidCredentials if with_refresh_token => {
+            ApiError::invalid_request("Invalid refresh_token")
+        }
+        AuthError::InvalidCredentials => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "authentication_error",
+            err.to_string(),
+        ),
+        other => other.into(),
+    }
+}
+
+/// CSC v2 `auth/login` without usable HTTP Basic credentials nor a refresh token (§11.2:
+/// "Malformed authentication parameter").
+pub fn csc_v2_login_malformed() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request",
+        "Malformed authentication parameter: HTTP Basic user id and password, or a refresh_token",
+    )
+}
+
+/// 501: a CSC method this service does not implement (CSC v2 §10.1, v1 §10.1).
+pub fn csc_not_implemented() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "invalid_request",
+        "this CSC method is not implemented by this service (its info lists those that are)",
+    )
 }
 
 impl From<CredentialError> for ApiError {
@@ -635,6 +694,53 @@ mod tests {
         );
         assert_eq!(code(EnrolError::UserExists), (409, "user_exists"));
         assert_eq!(code(EnrolError::UserNotFound), (404, "user_not_found"));
+    }
+
+    #[test]
+    fn csc_v2_codes() {
+        assert_eq!(
+            csc_v2_authorize(ActivationError::WrongPin { remaining: 2 }).error,
+            "invalid_authentication_data"
+        );
+        for e in [
+            ActivationError::PinBlocked,
+            ActivationError::Otp(OtpError::Wrong),
+            ActivationError::Otp(OtpError::Replayed),
+            ActivationError::Otp(OtpError::Expired),
+        ] {
+            assert_eq!(
+                code(csc_v2_authorize(e)),
+                (400, "invalid_authentication_data")
+            );
+        }
+        assert_eq!(
+            code(csc_v2_authorize(ActivationError::WrongState(
+                CredentialStatus::PinBlocked
+            ))),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(csc_v2_authorize(ActivationError::Otp(OtpError::NotOnline))),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(csc_v2_login(AuthError::InvalidCredentials, false)),
+            (400, "authentication_error")
+        );
+        assert_eq!(
+            code(csc_v2_login(AuthError::InvalidCredentials, true)),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(csc_v2_login(AuthError::SessionEnded, true)),
+            (401, "invalid_token")
+        );
+        assert_eq!(code(csc_v2_login_malformed()), (401, "invalid_request"));
+        assert_eq!(code(csc_not_implemented()), (501, "invalid_request"));
+        assert_eq!(
+            code(ActivationError::Sad(SadError::HashAlgorithm)),
+            (400, "invalid_request")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::pin::check_factors;
-use super::sad::{self, NewSad};
+use super::sad::{self, NewSad, Rebind};
 use super::{ActivationError, SecretKind};
 use crate::db::repo;
 use crate::db::repo::sads::NewSadRecord;
@@ -140,32 +140,51 @@ async fn run(services: &Services, cmd: &AuthorizeCommand) -> Result<Authorized, 
 }
 
 /// `credentials/extendTransaction`: a fresh SAD with what the old one has left, living at
-/// most until the absolute deadline set at authorize. Audited, refused ones too.
+/// most until the absolute deadline set at authorize; with `rebind` (SCAL2), bound to exactly
+/// those hashes from now on (a document signed hash by hash under one authorisation: each
+/// signature's hash is known only once the previous one is made). Never more signatures than
+/// authorised: the count carries over, and the durable record still spends it. Audited,
+/// refused ones too.
 pub async fn extend_transaction(
     services: &Services,
     user_id: &str,
     credential_id: Uuid,
     old_sad: &str,
+    rebind: Option<Rebind<'_>>,
     origin: &Origin,
 ) -> Result<Authorized, ActivationError> {
     let ttl = services.config.csc.sad_ttl_secs;
-    let extended = sad::extend(&services.kv, user_id, credential_id, old_sad, ttl).await?;
+    let asked = rebind.as_ref().map_or(0, |r| r.hashes.len());
+    let extended = sad::extend(
+        &services.kv,
+        &services.sad_seal,
+        user_id,
+        credential_id,
+        old_sad,
+        ttl,
+        rebind,
+    )
+    .await?;
     let mut detail = origin.audit_fields();
-    if let Some(e) = &extended {
+    if let Ok(Some(e)) = &extended {
         detail.insert("sad".into(), e.sad_id.to_string().into());
         detail.insert("expires_in".into(), e.expires_in.into());
     }
+    if asked > 0 {
+        detail.insert("hashes".into(), asked.into());
+    }
+    let ok = matches!(extended, Ok(Some(_)));
     services
         .audit
         .record(
             user_id,
             "credential.extendTransaction",
             Some(credential_id),
-            if extended.is_some() { "ok" } else { "refused" },
+            if ok { "ok" } else { "refused" },
             Value::Object(detail),
         )
         .await?;
-    let extended = extended.ok_or(ActivationError::SadUnknown)?;
+    let extended = extended?.ok_or(ActivationError::SadUnknown)?;
     Ok(Authorized {
         sad: extended.sad,
         expires_in: extended.expires_in,

@@ -18,6 +18,7 @@ pub use activate::{activate, ActivateCommand};
 pub use authorize::{authorize, extend_transaction, AuthorizeCommand, Authorized};
 pub use pin::{check_factors, PinVault, SecretKind};
 pub use pin_change::{change_pin, PinChange, PinChangeCommand};
+pub use sad::Rebind;
 pub use send_otp::{send_operation_otp, send_otp, OtpOperation};
 
 use crate::audit::AuditError;
@@ -68,6 +69,9 @@ pub enum ActivationError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    /// extendTransaction refused the hashes to bind to the new SAD.
+    #[error(transparent)]
+    Sad(#[from] sad::SadError),
 }
 
 /// A new PIN (activation, change, unblock) must be exactly 8 digits.

@@ -618,41 +618,74 @@ pub struct Extended {
     pub sad_id: Uuid,
     /// Its new lifetime: the TTL, cut at the absolute deadline.
     pub expires_in: u64,
+    /// How many hashes were given to bind it to (0: none; an unbound SAD ignores them).
+    pub rebound: usize,
 }
 
-/// Replaces a live SAD of `credential_id` by a fresh one with what it has left and a renewed
-/// lifetime, never past its absolute deadline; the old one stops working. `None` if it is
-/// unknown, expired, past its deadline, held or not this credential's.
-pub async fn extend(
-    kv: &Kv,
-    user_id: &str,
-    credential_id: Uuid,
-    sad: &str,
-    ttl_secs: u64,
-) -> Result<Option<Extended>, KvError> {
-    const EXTEND: &str = r"
+/// SCAL2 hashes for the SAD that an extendTransaction issues.
+pub struct Rebind<'a> {
+    /// Distinct, validated digests.
+    pub hashes: &'a [Vec<u8>],
+    /// Their algorithm as the client named it (`None`: not named).
+    pub hash_alg: Option<HashAlg>,
+}
+
+/// KEYS: old sad hash, old hash-tag set, new sad hash, new hash-tag set, credential hold.
+/// ARGV: credential, ttl, now, hash OID named by the client ('' if none), hash tags…
+/// Returns the new TTL (> 0), 0 if the SAD is unknown, expired, past its deadline, held or
+/// another credential's, -1 if the SAD is bound to another hash algorithm, or -2 - left if it
+/// has fewer signatures left than hashes were given.
+/// A SAD bound to hashes (SCAL2) and given hashes is bound to exactly those from now on: its
+/// count is unchanged, so the hashes replace what it could still sign and never add to it.
+/// An unbound (SCAL1) SAD ignores them, as CSC says.
+const EXTEND: &str = r"
 if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
-local f = redis.call('HMGET', KEYS[1], 'cred', 'dl')
+local f = redis.call('HMGET', KEYS[1], 'cred', 'dl', 'bound', 'alg', 'n')
 if f[1] ~= ARGV[1] then return 0 end
 local ttl = math.min(tonumber(ARGV[2]), (tonumber(f[2]) or 0) - tonumber(ARGV[3]))
 if ttl <= 0 then return 0 end
+local rebind = f[3] == '1' and #ARGV >= 5
+if rebind then
+  if ARGV[4] ~= '' and ARGV[4] ~= f[4] then return -1 end
+  local left = tonumber(f[5]) or 0
+  if #ARGV - 4 > left then return -2 - left end
+end
 redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('EXPIRE', KEYS[3], ttl)
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if rebind then
+  redis.call('DEL', KEYS[2])
+  for i = 5, #ARGV do redis.call('SADD', KEYS[4], ARGV[i]) end
+  redis.call('EXPIRE', KEYS[4], ttl)
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RENAME', KEYS[2], KEYS[4])
   redis.call('EXPIRE', KEYS[4], ttl)
 end
 return ttl
 ";
+
+/// Replaces a live SAD of `credential_id` by a fresh one with what it has left and a renewed
+/// lifetime, never past its absolute deadline; the old one stops working (one script: of
+/// concurrent extensions of one SAD, one wins). With `rebind`, a SCAL2 SAD's new one signs
+/// exactly those hashes (at most as many as it has signatures left). `Ok(None)` if the SAD is
+/// unknown, expired, past its deadline, held or not this credential's.
+pub async fn extend(
+    kv: &Kv,
+    seal: &SadSeal,
+    user_id: &str,
+    credential_id: Uuid,
+    sad: &str,
+    ttl_secs: u64,
+    rebind: Option<Rebind<'_>>,
+) -> Result<Result<Option<Extended>, SadError>, KvError> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
     let Some(sad_id) = sad_id_of(sad) else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
     let token = new_token(sad_id);
     let (old_main, old_bound) = keys(kv, user_id, sad);
     let (new_main, new_bound) = keys(kv, user_id, &token);
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
-    let mut conn = kv.conn();
-    let ttl: i64 = SCRIPT
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation
         .key(old_main)
         .key(old_bound)
         .key(new_main)
@@ -661,16 +694,35 @@ return ttl
         .arg(credential_id.to_string())
         .arg(ttl_secs)
         .arg(now_unix())
-        .invoke_async(&mut conn)
-        .await?;
-    Ok(u64::try_from(ttl)
-        .ok()
-        .filter(|&t| t > 0)
-        .map(|expires_in| Extended {
-            sad: token,
-            sad_id,
-            expires_in,
-        }))
+        .arg(
+            rebind
+                .as_ref()
+                .and_then(|r| r.hash_alg)
+                .map(HashAlg::oid)
+                .unwrap_or_default(),
+        );
+    let hashes = rebind.as_ref().map_or(&[][..], |r| r.hashes);
+    for hash in hashes {
+        invocation.arg(seal.hash_tag(sad_id, hash));
+    }
+    let mut conn = kv.conn();
+    let ttl: i64 = invocation.invoke_async(&mut conn).await?;
+    Ok(match ttl {
+        -1 => Err(SadError::HashAlgorithm),
+        t if t <= -2 => Err(SadError::Exhausted {
+            left: u32::try_from(-2 - t).unwrap_or(0),
+            asked: u32::try_from(hashes.len()).unwrap_or(u32::MAX),
+        }),
+        t => Ok(u64::try_from(t)
+            .ok()
+            .filter(|&t| t > 0)
+            .map(|expires_in| Extended {
+                sad: token,
+                sad_id,
+                expires_in,
+                rebound: hashes.len(),
+            })),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::common::{
     scal_and_multisign, signature_qualifier, CertInfo, KeyInfo,
 };
 use super::{v1_wire as v1, v2_wire as v2};
-use crate::activation::{self, AuthorizeCommand, Authorized};
+use crate::activation::{self, AuthorizeCommand, Authorized, Rebind};
 use crate::credentials;
 use crate::error::ApiError;
 use crate::extract::{credential_id, ClientOrigin, Subscriber};
@@ -32,10 +32,44 @@ fn sad_response(a: Authorized) -> HttpResponse {
     })
 }
 
-fn auth_v2(otp: OtpMethod) -> v2::AuthInfo {
+/// How a credential is authorised for signing (CSC v2 `auth/mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// The client sends the PIN and OTP to `credentials/authorize` for a SAD.
+    Explicit,
+    /// The client authorises through the OAuth2 authorization server (scope `credential`);
+    /// `credentials/authorize` is not for it (CSC v2 §11.6).
+    OAuth2Code,
+}
+
+impl AuthMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Explicit => "explicit",
+            AuthMode::OAuth2Code => "oauth2code",
+        }
+    }
+}
+
+/// The `auth/mode` of `credential` for the caller: the one place that decides it. Every
+/// credential is authorised explicitly (PIN + OTP in `credentials/authorize`) today; once the
+/// OAuth2 authorization server issues service tokens, a caller holding one of those should see
+/// `OAuth2Code` here (the decision reads `subscriber.claims`).
+pub fn auth_mode(_subscriber: &Subscriber, _credential: &Credential) -> AuthMode {
+    AuthMode::Explicit
+}
+
+fn auth_v2(mode: AuthMode, otp: OtpMethod) -> v2::AuthInfo {
+    if mode == AuthMode::OAuth2Code {
+        return v2::AuthInfo {
+            mode: mode.as_str(),
+            expression: None,
+            objects: Vec::new(),
+        };
+    }
     v2::AuthInfo {
-        mode: "explicit",
-        expression: "PIN AND OTP",
+        mode: mode.as_str(),
+        expression: Some("PIN AND OTP"),
         objects: vec![
             v2::AuthObject {
                 kind: "Password",
@@ -60,13 +94,16 @@ fn auth_v2(otp: OtpMethod) -> v2::AuthInfo {
     }
 }
 
+/// One credential as v2 describes it. `auth` is always complete (its `mode` is required, and
+/// `objects` with it under `explicit`, whatever `authInfo` says).
 fn info_v2(
     services: &Services,
+    subscriber: &Subscriber,
     c: &Credential,
     with_id: bool,
     certificates: usize,
     cert_info: bool,
-    otp: Option<OtpMethod>,
+    otp: OtpMethod,
 ) -> v2::InfoResponse {
     let (scal, multisign) = scal_and_multisign(&services.config.csc);
     v2::InfoResponse {
@@ -75,7 +112,7 @@ fn info_v2(
         signature_qualifier: signature_qualifier(c),
         key: KeyInfo::of(c),
         cert: CertInfo::of(c, certificates, cert_info),
-        auth: otp.map(auth_v2),
+        auth: auth_v2(auth_mode(subscriber, c), otp),
         scal,
         multisign,
         lang: services.config.csc.lang.clone(),
@@ -88,19 +125,33 @@ pub async fn list_v2(
     subscriber: Subscriber,
     body: web::Json<v2::ListRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    check_user(&subscriber, body.user_id.as_deref())?;
+    // CSC v2 §11.4: with a user's own service authorization (the only kind here) `userID`
+    // SHALL NOT be given, not even the caller's own (v1 accepts that).
+    if body.user_id.is_some() {
+        return Err(ApiError::invalid_request("userID parameter MUST be null"));
+    }
     let certificates = certificates_wanted(body.certificates.as_deref())?;
     let all = credentials::list(&services, &subscriber.user_id, body.only_valid).await?;
-    let otp = if body.credential_info && body.auth_info {
-        Some(credentials::otp_method(&services, &subscriber.user_id).await?)
+    let infos = if body.credential_info {
+        let otp = credentials::otp_method(&services, &subscriber.user_id).await?;
+        Some(
+            all.iter()
+                .map(|c| {
+                    info_v2(
+                        &services,
+                        &subscriber,
+                        c,
+                        true,
+                        certificates,
+                        body.cert_info,
+                        otp,
+                    )
+                })
+                .collect(),
+        )
     } else {
         None
     };
-    let infos = body.credential_info.then(|| {
-        all.iter()
-            .map(|c| info_v2(&services, c, true, certificates, body.cert_info, otp))
-            .collect()
-    });
     Ok(HttpResponse::Ok().json(v2::ListResponse {
         credential_ids: all.iter().map(|c| c.credential_id.to_string()).collect(),
         credential_infos: infos,
@@ -173,11 +224,17 @@ pub async fn info_v2_handler(
         &subscriber,
         &body.credential_id,
         body.certificates.as_deref(),
-        body.auth_info,
+        false,
     )
     .await?;
+    // `auth` is always complete in v2, whatever `authInfo` says.
+    let otp = match otp {
+        Some(otp) => otp,
+        None => credentials::otp_method(&services, &subscriber.user_id).await?,
+    };
     Ok(HttpResponse::Ok().json(info_v2(
         &services,
+        &subscriber,
         &c,
         false,
         certificates,
@@ -238,6 +295,22 @@ pub async fn send_otp(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `POST /csc/v2/credentials/getChallenge {credentialID, authObjectID: "OTP"}`: texts an OTP
+/// to the credential's owner (the challenge goes out of band) → 204. The OTP is the only
+/// object with a challenge; an authenticator-app (TOTP) user has none to send.
+pub async fn get_challenge(
+    services: web::Data<Services>,
+    subscriber: Subscriber,
+    body: web::Json<v2::GetChallengeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = credential_id(&body.credential_id)?;
+    if body.auth_object_id != "OTP" {
+        return Err(ApiError::invalid_request("Invalid parameter authObjectID"));
+    }
+    activation::send_otp(&services, &subscriber.user_id, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Hashes to bind to a SAD, and their algorithm.
 type Bound = (Option<Vec<Vec<u8>>>, Option<HashAlg>);
 
@@ -269,11 +342,21 @@ pub async fn authorize_v2(
     let id = credential_id(&body.credential_id)?;
     let alg = hash_alg("hashAlgorithmOID", body.hash_algorithm_oid.as_deref())?;
     let (hashes, alg) = bound_hashes(&services, "hashes", body.hashes.as_deref(), alg)?;
+    // v2 may authorise more signatures than it binds hashes now: the others are bound one by
+    // one by extendTransaction (a PDF's later hashes depend on its earlier signatures).
     let n = num_signatures(
         body.num_signatures,
-        hashes.as_ref().map(Vec::len),
+        None,
         services.config.csc.max_signatures,
     )?;
+    if hashes
+        .as_ref()
+        .is_some_and(|h| usize::try_from(n).is_ok_and(|n| h.len() > n))
+    {
+        return Err(ApiError::invalid_request(
+            "Invalid parameter numSignatures: fewer than the hashes",
+        ));
+    }
     let factor = |name: &str| {
         body.auth_data
             .iter()
@@ -292,7 +375,8 @@ pub async fn authorize_v2(
             otp: factor("OTP"),
         },
     )
-    .await?;
+    .await
+    .map_err(crate::error::csc_v2_authorize)?;
     Ok(sad_response(authorized))
 }
 
@@ -334,8 +418,21 @@ pub async fn extend_v2(
     body: web::Json<v2::ExtendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&body.credential_id)?;
-    let a = activation::extend_transaction(&services, &subscriber.user_id, id, &body.sad, &origin)
-        .await?;
+    let alg = hash_alg("hashAlgorithmOID", body.hash_algorithm_oid.as_deref())?;
+    let (hashes, alg) = bound_hashes(&services, "hashes", body.hashes.as_deref(), alg)?;
+    let rebind = hashes.as_deref().map(|hashes| Rebind {
+        hashes,
+        hash_alg: alg,
+    });
+    let a = activation::extend_transaction(
+        &services,
+        &subscriber.user_id,
+        id,
+        &body.sad,
+        rebind,
+        &origin,
+    )
+    .await?;
     Ok(sad_response(a))
 }
 
@@ -347,7 +444,14 @@ pub async fn extend_v1(
     body: web::Json<v1::ExtendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&body.credential_id)?;
-    let a = activation::extend_transaction(&services, &subscriber.user_id, id, &body.sad, &origin)
-        .await?;
+    let a = activation::extend_transaction(
+        &services,
+        &subscriber.user_id,
+        id,
+        &body.sad,
+        None,
+        &origin,
+    )
+    .await?;
     Ok(sad_response(a))
 }

@@ -45,6 +45,15 @@ pub struct SendOtpRequest {
     pub credential_id: String,
 }
 
+/// `credentials/getChallenge` request (v2): the OTP object's challenge is an SMS.
+#[derive(Debug, Deserialize)]
+pub struct GetChallengeRequest {
+    #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
+    pub credential_id: String,
+    #[serde(rename = "authObjectID", deserialize_with = "text::<ID, _>")]
+    pub auth_object_id: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
@@ -99,10 +108,14 @@ pub struct AuthObject {
     pub description: &'static str,
 }
 
+/// `auth`: always present with its `mode` (required by v2.0.0.2); `expression` and the
+/// `objects` a client sends in `authData` describe the `explicit` mode (under `oauth2code`
+/// the authorization server collects the factors: no objects).
 #[derive(Debug, Serialize)]
 pub struct AuthInfo {
     pub mode: &'static str,
-    pub expression: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<&'static str>,
     pub objects: Vec<AuthObject>,
 }
 
@@ -116,8 +129,7 @@ pub struct InfoResponse {
     pub signature_qualifier: Option<&'static str>,
     pub key: KeyInfo,
     pub cert: CertInfo,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<AuthInfo>,
+    pub auth: AuthInfo,
     #[serde(rename = "SCAL")]
     pub scal: String,
     pub multisign: usize,
@@ -158,12 +170,22 @@ pub struct SadResponse {
     pub expires_in: u64,
 }
 
+/// `credentials/extendTransaction` request: under SCAL2, `hashes` (with `hashAlgorithmOID`)
+/// are what the new SAD signs.
 #[derive(Debug, Deserialize)]
 pub struct ExtendRequest {
     #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
     #[serde(rename = "SAD", deserialize_with = "text::<TOKEN, _>")]
     pub sad: String,
+    #[serde(default)]
+    pub hashes: Option<Vec<String>>,
+    #[serde(
+        rename = "hashAlgorithmOID",
+        default,
+        deserialize_with = "opt_text::<ID, _>"
+    )]
+    pub hash_algorithm_oid: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

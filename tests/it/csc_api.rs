@@ -144,10 +144,20 @@ async fn list_and_info_describe_the_callers_credentials() {
         .await;
     assert_eq!(body["credentialIDs"], json!([active]));
     assert_eq!(body["onlyValid"], true);
-    // userID must be the caller's.
+    // userID: never in v2 (CSC v2 §11.4), the caller's own only in v1.
+    for user_id in ["someone-else", user.user_id.as_str()] {
+        let got = app
+            .post(
+                "/csc/v2/credentials/list",
+                Some(&token),
+                json!({ "userID": user_id }),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    }
     let got = app
         .post(
-            "/csc/v2/credentials/list",
+            "/csc/v1/credentials/list",
             Some(&token),
             json!({ "userID": "someone-else" }),
         )
@@ -155,7 +165,7 @@ async fn list_and_info_describe_the_callers_credentials() {
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     let (status, _) = app
         .post(
-            "/csc/v2/credentials/list",
+            "/csc/v1/credentials/list",
             Some(&token),
             json!({ "userID": user.user_id }),
         )

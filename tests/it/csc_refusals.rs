@@ -33,7 +33,12 @@ async fn wrong_pins_count_and_the_third_blocks() {
                 Some(OID_SHA256),
             )
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+        // CSC v2 §11.6 names wrong authentication data one way; v1 keeps invalid_pin.
+        let code = match v {
+            Csc::V2 => "invalid_authentication_data",
+            Csc::V1 => "invalid_pin",
+        };
+        assert_error(&got, StatusCode::BAD_REQUEST, code);
     }
     let got = app
         .authorize(
@@ -46,7 +51,7 @@ async fn wrong_pins_count_and_the_third_blocks() {
             Some(OID_SHA256),
         )
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     assert!(
         got.1["error_description"]
             .as_str()
@@ -89,7 +94,7 @@ async fn a_right_pin_resets_the_count() {
                     Some(OID_SHA256),
                 )
                 .await;
-            assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+            assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
         }
         app.sad_for(Csc::V2, &token, &credential, &pin, &hashes, OID_SHA256)
             .await;
@@ -119,7 +124,7 @@ async fn wrong_expired_and_reused_otps() {
             Some(OID_SHA256),
         )
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     let (status, _) = app
         .authorize_with(
             Csc::V2,
@@ -160,7 +165,7 @@ async fn wrong_expired_and_reused_otps() {
             Some(OID_SHA256),
         )
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     // A missing factor is an invalid request.
     let got = app
         .post(
@@ -391,18 +396,22 @@ async fn scal2_signs_exactly_the_authorised_hashes() {
         )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
-    let got = app
-        .authorize(
-            Csc::V2,
-            &token,
-            &credential,
-            &pin,
-            3,
-            Some(&authorised[..2]),
-            Some(OID_SHA256),
-        )
-        .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    // v2: fewer signatures than hashes is refused (more are the later hashes of a document,
+    // bound by extendTransaction: tests/it/csc_v2_strict.rs); v1: the counts must match.
+    for (v, n) in [(Csc::V2, 1), (Csc::V1, 3)] {
+        let got = app
+            .authorize(
+                v,
+                &token,
+                &credential,
+                &pin,
+                n,
+                Some(&authorised[..2]),
+                Some(OID_SHA256),
+            )
+            .await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

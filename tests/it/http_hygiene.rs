@@ -53,7 +53,7 @@ async fn every_response_of_both_listeners_says_nosniff_and_no_store() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_hygienic(&res, "refused login");
     let res = app.client.get(public("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);

@@ -248,7 +248,7 @@ async fn pin_change_needs_the_current_pin_and_an_otp() {
             Some(OID_SHA256),
         )
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     app.sad_for(Csc::V2, &token, &credential, &new_pin, &hashes, OID_SHA256)
         .await;
 }
@@ -278,7 +278,7 @@ async fn three_wrong_pins_block_and_the_puk_unblocks() {
                 Some(OID_SHA256),
             )
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     }
     let unblock_path = format!("/api/v1/credentials/{}/unblock", second.id);
     let unblock = |puk: &str, new_pin: &str, otp: &str| {
@@ -329,7 +329,7 @@ async fn three_wrong_pins_block_and_the_puk_unblocks() {
                 Some(OID_SHA256),
             )
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     }
     // One wrong PUK was counted before the successful unblock reset the count: 10 more now.
     for attempt in 1..=10 {
@@ -392,7 +392,7 @@ async fn password_change_follows_the_policy() {
         .send()
         .await
         .unwrap();
-    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(old.status(), StatusCode::BAD_REQUEST);
     let new = app
         .client
         .post(format!("{}/csc/v2/auth/login", app.public))

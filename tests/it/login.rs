@@ -39,7 +39,8 @@ async fn login_issues_a_token_and_refuses_bad_credentials_alike() {
             .await
             .unwrap();
         let got = (res.status(), res.json::<Value>().await.unwrap());
-        assert_error(&got, StatusCode::UNAUTHORIZED, "access_denied");
+        // CSC v2 §11.2 (v1 keeps 401 access_denied: tests/it/csc_v2_strict.rs).
+        assert_error(&got, StatusCode::BAD_REQUEST, "authentication_error");
         assert_eq!(got.1["error_description"], "invalid user or password");
     }
     let res = app
@@ -114,7 +115,7 @@ async fn wrong_passwords_are_throttled_per_user() {
                 .await
                 .unwrap()
                 .status(),
-            StatusCode::UNAUTHORIZED
+            StatusCode::BAD_REQUEST
         );
     }
     // Now even the right password waits for the window to end.
@@ -162,7 +163,7 @@ async fn parallel_wrong_passwords_never_exceed_the_budget() {
         .collect();
     let checked = statuses
         .iter()
-        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
         .count();
     let limited = statuses
         .iter()
@@ -209,7 +210,7 @@ async fn wrong_passwords_are_throttled_per_client_address() {
         .collect();
     let checked = statuses
         .iter()
-        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
         .count();
     assert_eq!(checked, 4, "{statuses:?}");
     let res = login(user.user_id.clone(), user.password.clone())

@@ -12,6 +12,7 @@ mod cluster;
 mod csc_api;
 mod csc_flow;
 mod csc_refusals;
+mod csc_v2_strict;
 mod devices;
 mod hsm_faults;
 mod http_hygiene;

@@ -231,7 +231,7 @@ async fn totp_guesses_are_limited_like_sms_ones() {
         let got = app
             .authorize_with(Csc::V2, &token, &credential.id, pin, &guess, 1, None, None)
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     }
     let got = app
         .authorize_with(Csc::V2, &token, &credential.id, pin, &next, 1, None, None)
@@ -342,7 +342,7 @@ async fn an_sms_code_sent_for_a_pin_change_cannot_authorize_a_signature() {
             Some(OID_SHA256),
         )
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     assert_eq!(
         got.1["error_description"],
         "this code was sent for another operation or credential"
@@ -410,7 +410,7 @@ async fn an_sms_code_for_one_credential_cannot_authorize_another() {
             Some(OID_SHA256),
         )
         .await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_otp");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     let (status, body) = app
         .authorize_with(
             Csc::V2,

@@ -173,7 +173,7 @@ async fn two_wrong_pins(app: &TestApp, user: &TestUser, token: &str) -> TestCred
                 Some(OID_SHA256),
             )
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
         assert!(got.1["error_description"]
             .as_str()
             .unwrap()
@@ -212,18 +212,25 @@ async fn racing_wrong_pins_with_valid_otps_compare_at_most_three() {
                         json!({ "pin": wrong, "new_pin": "11223344", "otp": otp }),
                     )
                 } else {
+                    // v1: its codes tell a wrong PIN from a wrong OTP (v2 has one for both).
                     (
-                        format!("{public}/csc/v2/credentials/authorize"),
+                        format!("{public}/csc/v1/credentials/authorize"),
                         json!({
                             "credentialID": id,
                             "numSignatures": 1,
-                            "hashes": [b64(&digests(1, 32)[0])],
-                            "hashAlgorithmOID": OID_SHA256,
-                            "authData": [{ "id": "PIN", "value": wrong }, { "id": "OTP", "value": otp }],
+                            "hash": [b64(&digests(1, 32)[0])],
+                            "PIN": wrong,
+                            "OTP": otp,
                         }),
                     )
                 };
-                let res = client.post(path).bearer_auth(token).json(&body).send().await.unwrap();
+                let res = client
+                    .post(path)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
                 (res.status(), res.json().await.unwrap_or(Value::Null))
             }
         })
@@ -377,7 +384,7 @@ async fn racing_wrong_puks_with_valid_otps_compare_at_most_ten() {
                 Some(OID_SHA256),
             )
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_pin");
+        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_authentication_data");
     }
     assert_eq!(
         stored(&app, &blocked.id).await.status,

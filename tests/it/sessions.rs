@@ -60,9 +60,9 @@ async fn a_replayed_refresh_token_ends_its_family() {
 
     // The thief (or the victim) replays the rotated token: refused, and the family ends.
     let got = login(&app, &user, json!({ "refresh_token": old }), false).await;
-    assert_error(&got, StatusCode::UNAUTHORIZED, "access_denied");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     let got = login(&app, &user, json!({ "refresh_token": new }), false).await;
-    assert_error(&got, StatusCode::UNAUTHORIZED, "access_denied");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     // So do the access tokens issued from it.
     assert_error(
         &list(&app, &access).await,
@@ -109,7 +109,7 @@ async fn a_password_change_ends_every_session() {
         );
     }
     let got = login(&app, &user, json!({ "refresh_token": one_refresh }), false).await;
-    assert_error(&got, StatusCode::UNAUTHORIZED, "access_denied");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     // The new password opens a new session.
     user.password = new_password.into();
     let fresh = app.login(&user).await;
@@ -149,7 +149,7 @@ async fn an_otp_device_change_ends_every_session() {
         "invalid_token",
     );
     let got = login(&app, &user, json!({ "refresh_token": refresh }), false).await;
-    assert_error(&got, StatusCode::UNAUTHORIZED, "access_denied");
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +178,7 @@ async fn logins_refreshes_and_logouts_are_audited_with_the_client() {
     };
     assert_eq!(
         login(&app, &wrong, json!({}), true).await.0,
-        StatusCode::UNAUTHORIZED
+        StatusCode::BAD_REQUEST
     );
     let nobody = TestUser {
         user_id: "nobody-here".into(),
@@ -187,7 +187,7 @@ async fn logins_refreshes_and_logouts_are_audited_with_the_client() {
     };
     assert_eq!(
         login(&app, &nobody, json!({}), true).await.0,
-        StatusCode::UNAUTHORIZED
+        StatusCode::BAD_REQUEST
     );
 
     let rows = audit_rows(&app, &user.user_id).await;

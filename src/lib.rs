@@ -40,6 +40,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod notices;
+pub mod oauth2;
 pub mod otp;
 pub mod portal;
 pub mod renewal;
@@ -49,6 +50,7 @@ pub mod signing;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod web;
 
 #[cfg(test)]
 mod proptests;

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "audit_chain",
         include_str!("../../migrations/0006_audit_chain.sql"),
     ),
+    (
+        9,
+        "oauth2_clients",
+        include_str!("../../migrations/0009_oauth2_clients.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

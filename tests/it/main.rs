@@ -19,6 +19,7 @@ mod kv;
 mod lifecycle;
 mod login;
 mod notices;
+mod oauth2;
 mod ops;
 mod otp;
 mod pin_race;

@@ -762,3 +762,55 @@ async fn the_page_refuses_wrong_logins_pins_otps_and_forged_forms_readably() {
     let cancelled = client.submit(&refused, &[("action", "cancel")]).await;
     assert_eq!(cancelled.redirected()["error"], "access_denied");
 }
+
+/// The whole flow in Debian's Chromium, driven by Playwright (tests/e2e/oauth2_browser.js):
+/// discovery, PAR, the pages, tokens, list, info, signHash with no SAD, openssl verification;
+/// then the same with rich authorization details. Screenshots of every page land in the
+/// test's temporary directory (kept with SIGILLO_KEEP_TMP=1) and are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_runs_the_oauth2_flow_and_openssl_verifies_the_signatures() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let (user, _, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let modules = crate::support::env("SIGILLO_TEST_NODE_MODULES");
+    assert!(
+        std::path::Path::new(&modules)
+            .join("playwright-core")
+            .is_dir(),
+        "playwright-core missing from {modules}: run scripts/test (npm ci in tests/e2e)"
+    );
+    let dir = std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_TMP")).join(format!(
+        "oauth2-browser-{}",
+        crate::support::random_suffix()
+    ));
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.args(["120", "node", "tests/e2e/oauth2_browser.js"])
+        .args(["--base-url", &app.public, "--admin-url", &app.admin])
+        .args(["--admin-token", &app.admin_token])
+        .args(["--user", &user.user_id, "--password", &user.password])
+        .args(["--pin", &pin, "--credential-id", &credential])
+        .arg("--outbox")
+        .arg(&app.config.otp.outbox_path)
+        .arg("--out-dir")
+        .arg(&dir);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("node runs (apt package nodejs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser flow failed:\n{stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(summary["signed"], 4, "{summary}");
+    assert_eq!(summary["verified"], 4, "{summary}");
+    let shots = summary["screenshots"].as_array().unwrap();
+    assert_eq!(shots.len(), 7, "{summary}");
+    for shot in shots {
+        let shot = shot.as_str().unwrap();
+        assert!(std::fs::metadata(shot).unwrap().len() > 1000, "{shot}");
+        println!("screenshot: {shot}");
+    }
+}

@@ -814,3 +814,33 @@ async fn a_browser_runs_the_oauth2_flow_and_openssl_verifies_the_signatures() {
         println!("screenshot: {shot}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_sign_hashes_with_one_credential_token_sign_only_what_was_authorised() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let (user, _, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let mut client = Client::register(&app, false).await;
+    client.service_code(&user).await;
+    let hashes = digests(2, 32);
+    let params = scoped(&credential, &hashes);
+    let (page, verifier) = client.credential_page(&refs(&params)).await;
+    let query = client.approve(&page, &pin).await.redirected();
+    let (_, token) = client.token(&query["code"], &verifier, REDIRECT).await;
+    let signer = token["access_token"].as_str().unwrap();
+    // Sixteen requests, eight for each authorised hash, at once: two signatures in all.
+    let (app, credential) = (&app, credential.as_str());
+    let results = futures_util::future::join_all((0..16).map(|i| {
+        let one = [hashes[i % 2].clone()];
+        async move { sign_no_sad(app, signer, credential, &one).await }
+    }))
+    .await;
+    let signed = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(signed, 2, "{results:?}");
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_error(
+            &(*status, body.clone()),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        );
+    }
+}

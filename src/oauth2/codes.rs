@@ -38,7 +38,7 @@ pub struct CodeGrant {
 }
 
 impl CodeGrant {
-    #[allow(clippy::too_many_arguments)]
+    /// What a code for `request`, signed in as `user_id` at `epoch`, grants.
     pub fn new(
         request: &super::request::AuthorizationRequest,
         user_id: &str,

@@ -8,6 +8,12 @@
 //! carries a CSRF token checked before anything else; templates escape every value (HTML
 //! auto-escaping is on for `.html` templates); pages never say whether a user id exists.
 
+//! A new page (the portal's): add its template to `render::TEMPLATES` (it extends
+//! `base.html`), its strings to both tables of `i18n`, and in its handler take `Csrf` as an
+//! extractor, pick `Lang::negotiate`, render with `page(Page::new(..))` and `csrf.apply` the
+//! response; check `csrf.verify(form.csrf)` first in every POST. A portal session is a
+//! `session::SessionCookie` with `SameSite::Strict` and a name of its own.
+
 pub mod csrf;
 pub mod i18n;
 pub mod render;

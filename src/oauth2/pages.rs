@@ -299,7 +299,7 @@ pub struct PageForm {
     otp: String,
 }
 
-/// `POST /oauth2/authorize`: `action` = `login`, `sms`, `authorize` or `cancel`.
+/// `POST /oauth2/authorize`: `action` = `login`, `switch`, `sms`, `authorize` or `cancel`.
 pub async fn authorize_submit(
     services: web::Data<Services>,
     req: HttpRequest,
@@ -348,6 +348,8 @@ pub async fn authorize_submit(
             redirect_error(&services, &request, &OAuth2Error::AccessDenied)
         }
         ("login", _) => step.login(&form, &origin, &cookie).await,
+        // "Not you?": the sign-in form; a successful sign-in replaces the session.
+        ("switch", _) => step.show(None, Message::default(), "").await,
         ("sms", Some(s)) => step.send_sms(&s).await,
         ("authorize", Some(s)) => step.authorize(&s, &form).await,
         // Signed out meanwhile (idle timeout, password change): sign in again.

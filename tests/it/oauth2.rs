@@ -758,6 +758,18 @@ async fn the_page_refuses_wrong_logins_pins_otps_and_forged_forms_readably() {
         .collect();
     assert_eq!(outcomes.len(), 2, "{outcomes:?}");
     assert_eq!(outcomes[0], "wrong_pin");
+    // "Not you?" shows the sign-in form again.
+    assert!(
+        refused.body.contains("value=\"switch\""),
+        "{}",
+        refused.body
+    );
+    let switched = client.submit(&refused, &[("action", "switch")]).await;
+    assert!(
+        switched.body.contains("name=\"password\""),
+        "{}",
+        switched.body
+    );
     // Cancel: access_denied back at the client.
     let cancelled = client.submit(&refused, &[("action", "cancel")]).await;
     assert_eq!(cancelled.redirected()["error"], "access_denied");

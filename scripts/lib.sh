@@ -44,6 +44,9 @@ _dep_present() {
 	redis-server) command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ;;
 	postgresql) pg_bindir >/dev/null 2>&1 ;;
 	jq | curl | openssl | pkg-config) command -v "$1" >/dev/null 2>&1 ;;
+	chromium) [[ -x /usr/bin/chromium ]] ;;
+	nodejs) command -v node >/dev/null 2>&1 ;;
+	npm) command -v npm >/dev/null 2>&1 ;;
 	python3-venv) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
 	build-essential) { command -v cc && command -v make; } >/dev/null 2>&1 || _pkg_installed "$1" ;;
 	*) _pkg_installed "$1" ;;
@@ -53,7 +56,8 @@ _dep_present() {
 # Install, with apt-get, whatever the stack and the Rust build need and is missing.
 # Does not touch apt at all when everything is present.
 sigillo_install_deps() {
-	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential python3-venv)
+	# chromium, nodejs, npm: the browser tests (Playwright drives Debian's Chromium).
+	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential python3-venv chromium nodejs npm)
 	local missing=() p
 	for p in "${pkgs[@]}"; do
 		_dep_present "$p" || missing+=("$p")
@@ -514,4 +518,18 @@ start_smtp() {
 	done
 	tail -n 20 "${maildir}.log" >&2 2>/dev/null || true
 	die "the SMTP server did not start on 127.0.0.1:${port}"
+}
+
+# tests/e2e/node_modules with playwright-core (only the driver: the browser is Debian's
+# Chromium, `npx playwright install` is never needed), installed from package-lock.json
+# when missing or when the lock changed. Prints the node_modules path.
+e2e_node_modules() {
+	local dir=tests/e2e stamp
+	stamp="$(cat "$dir/package-lock.json")"
+	if [[ ! -d $dir/node_modules/playwright-core || "$(cat "$dir/node_modules/.lock.stamp" 2>/dev/null)" != "$stamp" ]]; then
+		log "installing playwright-core into ${dir}/node_modules"
+		npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 || die "npm ci in ${dir} failed"
+		printf '%s' "$stamp" >"$dir/node_modules/.lock.stamp"
+	fi
+	printf '%s\n' "$PWD/$dir/node_modules"
 }

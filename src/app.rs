@@ -23,7 +23,7 @@ use crate::config::{threads_or_cores, Config};
 use crate::error::ApiError;
 use crate::services::{Services, StartError};
 use crate::telemetry::RequestSpan;
-use crate::{admin, csc, health, portal};
+use crate::{admin, csc, health, oauth2, portal, web as pages};
 
 /// The OpenAPI description of every endpoint, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi/sigillo.yaml");
@@ -137,6 +137,26 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/credentials/{credential_id}/otp",
             portal::otp::send_operation_otp,
         ),
+        // CSC v2 authorization server (OAuth2) and its pages
+        endpoint(
+            M::GET,
+            "/.well-known/oauth-authorization-server",
+            oauth2::endpoints::metadata,
+        ),
+        endpoint(
+            M::POST,
+            "/oauth2/pushed_authorize",
+            oauth2::endpoints::pushed_authorize,
+        ),
+        endpoint(M::GET, "/oauth2/authorize", oauth2::pages::authorize_page),
+        endpoint(
+            M::POST,
+            "/oauth2/authorize",
+            oauth2::pages::authorize_submit,
+        ),
+        endpoint(M::POST, "/oauth2/token", oauth2::endpoints::token),
+        endpoint(M::POST, "/oauth2/revoke", oauth2::endpoints::revoke),
+        endpoint(M::GET, "/static/sigillo.css", pages::stylesheet),
     ]
 }
 
@@ -172,6 +192,21 @@ pub fn admin_endpoints() -> Vec<Endpoint> {
             M::POST,
             "/admin/v1/credentials/{credential_id}/revoke",
             admin::credentials::revoke,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/oauth2/clients",
+            admin::oauth2_clients::register,
+        ),
+        endpoint(
+            M::GET,
+            "/admin/v1/oauth2/clients",
+            admin::oauth2_clients::list,
+        ),
+        endpoint(
+            M::DELETE,
+            "/admin/v1/oauth2/clients/{client_id}",
+            admin::oauth2_clients::delete,
         ),
     ]
 }
@@ -249,6 +284,15 @@ fn json_config(limit: usize) -> web::JsonConfig {
         .limit(limit)
         .error_handler(|err, _| {
             ApiError::invalid_request(format!("invalid JSON body: {err}")).into()
+        })
+}
+
+/// Form bodies (the OAuth2 endpoints and pages): size-limited, parse failures `invalid_request`.
+fn form_config(limit: usize) -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(limit)
+        .error_handler(|err, _| {
+            ApiError::invalid_request(format!("invalid form body: {err}")).into()
         })
 }
 
@@ -371,11 +415,20 @@ impl Running {
 }
 
 /// Builds the services and binds both listeners (port 0 picks a free port).
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let public_listener = TcpListener::bind(config.server.public_addr)?;
     let admin_listener = TcpListener::bind(config.server.admin_addr)?;
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    if config.oauth2.issuer.is_empty() {
+        // The OAuth2 issuer defaults to the public listener as bound.
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        config.oauth2.issuer = format!("{scheme}://{public_addr}");
+    }
     let workers = threads_or_cores(config.server.workers);
     let body_limit = config.server.max_body_bytes;
     let tls = config.tls.clone();
@@ -399,6 +452,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .app_data(data.clone())
             .app_data(readiness.clone())
             .app_data(json_config(body_limit))
+            .app_data(form_config(body_limit))
             .app_data(path_config())
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();

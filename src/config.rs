@@ -59,6 +59,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub mail: MailConfig,
     pub oauth2: OAuth2Config,
+    pub web: WebConfig,
 }
 
 /// How the SMTP connection is protected.
@@ -103,21 +104,35 @@ pub struct MailConfig {
     pub max_attempts: u32,
 }
 
-/// The OAuth2 authorization server that CSC v2 `info` advertises (`authType` `oauth2code`,
-/// `oauth2Issuer` and `oauth2`).
+/// The CSC v2 authorization server (`oauth2`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Config {
-    /// Its issuer identifier (RFC 8414): an http(s) URL without query or fragment; its
-    /// metadata is at `{issuer}/.well-known/oauth-authorization-server`. Empty: not offered.
+    /// The issuer identifier (RFC 8414), the base of every endpoint in the metadata; empty:
+    /// `http(s)://<public listener address>` as bound at start-up.
     pub issuer: String,
+    /// Lifetime of an authorization code (single use).
+    pub code_ttl_secs: u64,
+    /// Lifetime of a pushed authorization request's `request_uri` (RFC 9126).
+    pub request_uri_ttl_secs: u64,
+    /// How long the authorization page waits for the subscriber (user id, password, PIN, OTP).
+    pub interaction_ttl_secs: u64,
 }
 
 impl OAuth2Config {
-    /// The issuer, if OAuth2 is offered.
+    /// The issuer, if OAuth2 is offered (always once the gateway has started: an empty
+    /// setting is replaced by the public listener's address).
     pub fn issuer(&self) -> Option<&str> {
         Some(self.issuer.as_str()).filter(|i| !i.is_empty())
     }
+}
+
+/// The server-rendered pages (`web`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// A page session ends after this long without a request.
+    pub session_idle_secs: u64,
 }
 
 /// TLS of the two listeners. Off (plain HTTP) while `cert_file` is empty.
@@ -396,14 +411,26 @@ impl Config {
                 "max_hashes, max_signatures, sad_ttl_secs and sad_max_lifetime_secs must be positive",
             );
         }
-        if let Some(issuer) = self.oauth2.issuer() {
-            let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
-            if !scheme_ok || issuer.contains(['?', '#']) || issuer.ends_with('/') {
-                return invalid(
-                    "oauth2.issuer",
-                    "an http(s) URL without query, fragment or trailing slash (or empty)",
-                );
-            }
+        if !(1..=600).contains(&self.oauth2.code_ttl_secs)
+            || !(1..=600).contains(&self.oauth2.request_uri_ttl_secs)
+            || !(1..=3600).contains(&self.oauth2.interaction_ttl_secs)
+            || !(1..=86_400).contains(&self.web.session_idle_secs)
+        {
+            return invalid(
+                "oauth2",
+                "code_ttl_secs and request_uri_ttl_secs 1 to 600, interaction_ttl_secs 1 to 3600, web.session_idle_secs 1 to 86400",
+            );
+        }
+        let issuer = &self.oauth2.issuer;
+        if !issuer.is_empty()
+            && (!(issuer.starts_with("https://") || issuer.starts_with("http://"))
+                || issuer.ends_with('/')
+                || issuer.contains(['?', '#']))
+        {
+            return invalid(
+                "oauth2.issuer",
+                "an http(s) URL without query, fragment or trailing slash",
+            );
         }
         if !is_identifier(&self.database.schema) {
             return invalid("database.schema", "must be a plain SQL identifier");
@@ -736,6 +763,28 @@ mod tests {
         assert_eq!(key(&config), Some("redis.ca_file"));
         config.redis.url = Secret::new("rediss://127.0.0.1:6380/");
         assert_eq!(key(&config), None);
+    }
+
+    #[test]
+    fn oauth2_settings_are_checked() {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        let key = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        };
+        assert_eq!(
+            (config.oauth2.code_ttl_secs, config.oauth2.issuer.as_str()),
+            (60, "")
+        );
+        config.oauth2.issuer = "https://sign.example/".into();
+        assert_eq!(key(&config), Some("oauth2.issuer"));
+        config.oauth2.issuer = "https://sign.example".into();
+        assert_eq!(key(&config), None);
+        config.oauth2.code_ttl_secs = 0;
+        assert_eq!(key(&config), Some("oauth2"));
     }
 
     #[test]

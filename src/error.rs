@@ -22,6 +22,7 @@ use crate::hsm::{HsmError, MechanismError};
 use crate::kv::KvError;
 use crate::lifecycle::LifecycleError;
 use crate::mail::MailError;
+use crate::oauth2::OAuth2Error;
 use crate::otp::OtpError;
 use crate::renewal::RenewalError;
 use crate::signing::SigningError;
@@ -464,6 +465,39 @@ impl From<EnrolError> for ApiError {
     }
 }
 
+/// RFC 6749 §5.2 and §4.1.2.1: the OAuth2 endpoints answer with the same body shape.
+impl From<OAuth2Error> for ApiError {
+    fn from(err: OAuth2Error) -> Self {
+        let code = err.code();
+        match err {
+            OAuth2Error::InvalidClient => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, err.to_string())
+            }
+            OAuth2Error::ClientNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
+            }
+            OAuth2Error::ClientExists => ApiError::new(StatusCode::CONFLICT, code, err.to_string()),
+            OAuth2Error::AccessDenied => {
+                ApiError::new(StatusCode::FORBIDDEN, code, err.to_string())
+            }
+            OAuth2Error::InvalidRequest(_)
+            | OAuth2Error::InvalidGrant(_)
+            | OAuth2Error::UnauthorizedClient(_)
+            | OAuth2Error::UnsupportedGrantType
+            | OAuth2Error::UnsupportedResponseType
+            | OAuth2Error::InvalidScope(_)
+            | OAuth2Error::InvalidAuthorizationDetails(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, code, err.to_string())
+            }
+            OAuth2Error::Db(e) => e.into(),
+            OAuth2Error::Kv(e) => e.into(),
+            OAuth2Error::Auth(e) => e.into(),
+            OAuth2Error::Audit(e) => e.into(),
+            OAuth2Error::Seal => ApiError::internal(&err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +526,50 @@ mod tests {
         assert_eq!(
             code(LifecycleError::Mail(MailError::NoRecipient("u".into()))),
             (500, "server_error")
+        );
+    }
+
+    #[test]
+    fn oauth2_errors() {
+        assert_eq!(code(OAuth2Error::InvalidClient), (401, "invalid_client"));
+        assert_eq!(
+            code(OAuth2Error::InvalidGrant("used")),
+            (400, "invalid_grant")
+        );
+        assert_eq!(
+            code(OAuth2Error::InvalidRequest("x".into())),
+            (400, "invalid_request")
+        );
+        assert_eq!(
+            code(OAuth2Error::UnsupportedGrantType),
+            (400, "unsupported_grant_type")
+        );
+        assert_eq!(
+            code(OAuth2Error::UnsupportedResponseType),
+            (400, "unsupported_response_type")
+        );
+        assert_eq!(
+            code(OAuth2Error::UnauthorizedClient("x")),
+            (400, "unauthorized_client")
+        );
+        assert_eq!(
+            code(OAuth2Error::InvalidScope("x".into())),
+            (400, "invalid_scope")
+        );
+        assert_eq!(
+            code(OAuth2Error::InvalidAuthorizationDetails("x".into())),
+            (400, "invalid_authorization_details")
+        );
+        assert_eq!(code(OAuth2Error::AccessDenied), (403, "access_denied"));
+        assert_eq!(code(OAuth2Error::ClientExists), (409, "invalid_request"));
+        assert_eq!(code(OAuth2Error::ClientNotFound), (404, "invalid_request"));
+        assert_eq!(code(OAuth2Error::Seal), (500, "server_error"));
+        assert_eq!(
+            code(OAuth2Error::Auth(AuthError::TooManyAttempts {
+                retry_after_secs: 3
+            }))
+            .0,
+            429
         );
     }
 

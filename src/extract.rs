@@ -68,6 +68,14 @@ impl FromRequest for Subscriber {
         let data = req.app_data::<web::Data<Services>>().cloned();
         Box::pin(async move {
             let Bearer(claims) = bearer?;
+            // A credential token authorises exactly one signHash authorisation, nothing else.
+            if claims.scope.as_deref() == Some(crate::oauth2::SCOPE_CREDENTIAL) {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "access_denied",
+                    "a credential-scoped token works only for signatures/signHash",
+                ));
+            }
             let services =
                 data.ok_or_else(|| ApiError::invalid_request("service not configured"))?;
             // Revocation and the session epoch: one Redis round trip.

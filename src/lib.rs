@@ -41,6 +41,7 @@ pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod notices;
+pub mod oauth2;
 pub mod otp;
 pub mod portal;
 pub mod renewal;
@@ -50,6 +51,7 @@ pub mod signing;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod web;
 
 #[cfg(test)]
 mod proptests;

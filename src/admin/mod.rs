@@ -2,5 +2,6 @@
 //! Input rejects unknown fields.
 
 pub mod credentials;
+pub mod oauth2_clients;
 pub mod users;
 pub mod wire;

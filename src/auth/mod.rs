@@ -21,7 +21,7 @@ pub use password::{
     check_policy, hash_password, hash_password_async, verify_password, verify_password_async,
     verify_password_bounded, PolicyViolation,
 };
-pub use token::{AccessToken, Claims, Tokens};
+pub use token::{AccessToken, Claims, Grant, Tokens};
 
 use crate::db::DbError;
 use crate::kv::KvError;

@@ -32,6 +32,27 @@ pub struct Claims {
     /// The user's session epoch when issued (absent in older tokens: 0).
     #[serde(default)]
     pub ep: u64,
+    /// OAuth2 scope (`service`, `credential`) of a token issued by the authorization server;
+    /// absent in tokens of `auth/login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The OAuth2 client the token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// A credential token's SAD (scope `credential`): signHash uses it when the request has
+    /// none, so the token signs exactly what the subscriber authorised, under the SAD's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sad: Option<String>,
+}
+
+/// What an OAuth2 token is issued for (`oauth2`).
+pub struct Grant<'a> {
+    pub scope: &'a str,
+    pub client_id: &'a str,
+    pub sad: Option<&'a str>,
+    /// A lifetime shorter than `access_token_ttl_secs` (a credential token lives no longer
+    /// than its SAD).
+    pub ttl_secs: Option<u64>,
 }
 
 /// An issued access token.
@@ -101,14 +122,40 @@ impl Tokens {
 
     /// An access token of `user_id` for session `epoch`.
     pub fn issue(&self, user_id: &str, epoch: u64) -> Result<AccessToken, AuthError> {
+        self.issue_claims(user_id, epoch, None, self.ttl_secs)
+    }
+
+    /// An OAuth2 access token of `user_id` for session `epoch`, carrying `grant`.
+    pub fn issue_grant(
+        &self,
+        user_id: &str,
+        epoch: u64,
+        grant: &Grant<'_>,
+    ) -> Result<AccessToken, AuthError> {
+        let ttl = grant
+            .ttl_secs
+            .map_or(self.ttl_secs, |t| t.min(self.ttl_secs));
+        self.issue_claims(user_id, epoch, Some(grant), ttl)
+    }
+
+    fn issue_claims(
+        &self,
+        user_id: &str,
+        epoch: u64,
+        grant: Option<&Grant<'_>>,
+        ttl_secs: u64,
+    ) -> Result<AccessToken, AuthError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
             iat: now,
-            exp: now.saturating_add(i64::try_from(self.ttl_secs).unwrap_or(i64::MAX)),
+            exp: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
             jti: Uuid::new_v4().to_string(),
             iss: ISSUER.to_owned(),
             ep: epoch,
+            scope: grant.map(|g| g.scope.to_owned()),
+            cid: grant.map(|g| g.client_id.to_owned()),
+            sad: grant.and_then(|g| g.sad.map(str::to_owned)),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.current.kid.clone());
@@ -116,7 +163,7 @@ impl Tokens {
             .map_err(|_| AuthError::InvalidToken)?;
         Ok(AccessToken {
             token,
-            expires_in: self.ttl_secs,
+            expires_in: ttl_secs,
         })
     }
 
@@ -153,6 +200,35 @@ mod tests {
         let other = Tokens::new(K2, None, 60);
         assert!(other.verify(&t.token).is_err());
         assert!(tokens.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn grants_carry_scope_client_and_sad_and_never_outlive_the_ttl() {
+        let tokens = Tokens::new(K1, None, 600);
+        let grant = Grant {
+            scope: "credential",
+            client_id: "app",
+            sad: Some("the-sad"),
+            ttl_secs: Some(60),
+        };
+        let t = tokens.issue_grant("alice", 2, &grant).unwrap();
+        assert_eq!(t.expires_in, 60);
+        let claims = tokens.verify(&t.token).unwrap();
+        assert_eq!(claims.scope.as_deref(), Some("credential"));
+        assert_eq!(claims.cid.as_deref(), Some("app"));
+        assert_eq!(claims.sad.as_deref(), Some("the-sad"));
+        let long = Grant {
+            ttl_secs: Some(10_000),
+            ..grant
+        };
+        assert_eq!(
+            tokens.issue_grant("alice", 2, &long).unwrap().expires_in,
+            600
+        );
+        let plain = tokens
+            .verify(&tokens.issue("bob", 0).unwrap().token)
+            .unwrap();
+        assert!(plain.scope.is_none() && plain.sad.is_none() && plain.cid.is_none());
     }
 
     #[test]

@@ -27,6 +27,17 @@ async fn sign(
     params: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let credential_id = credential_id(credential)?;
+    // A credential access token (OAuth2) carries its SAD: the request may omit it, and may
+    // not name another.
+    let sad = match &claims.sad {
+        Some(bound) if sad.is_empty() || sad == *bound => bound.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                "Invalid parameter SAD: the credential access token carries its own",
+            ))
+        }
+        None => sad,
+    };
     if sad.is_empty() || sad.len() > 256 {
         return Err(ApiError::invalid_request("Invalid parameter SAD"));
     }

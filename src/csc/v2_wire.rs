@@ -193,7 +193,8 @@ pub struct ExtendRequest {
 pub struct SignHashRequest {
     #[serde(rename = "credentialID", deserialize_with = "text::<ID, _>")]
     pub credential_id: String,
-    #[serde(rename = "SAD", deserialize_with = "text::<TOKEN, _>")]
+    /// Absent with a credential access token (OAuth2 scope `credential`), which carries it.
+    #[serde(rename = "SAD", default, deserialize_with = "text::<TOKEN, _>")]
     pub sad: String,
     pub hashes: Vec<String>,
     #[serde(

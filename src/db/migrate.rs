@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0006_audit_chain.sql"),
     ),
     (
+        9,
+        "oauth2_clients",
+        include_str!("../../migrations/0009_oauth2_clients.sql"),
+    ),
+    (
         10,
         "mail_outbox",
         include_str!("../../migrations/0010_mail_outbox.sql"),

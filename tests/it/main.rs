@@ -22,6 +22,7 @@ mod lifecycle;
 mod login;
 mod mail;
 mod notices;
+mod oauth2;
 mod ops;
 mod otp;
 mod pin_race;

@@ -5,5 +5,6 @@ pub mod ca;
 pub mod coupons;
 pub mod credentials;
 pub mod notices;
+pub mod oauth2_clients;
 pub mod sads;
 pub mod users;

@@ -533,3 +533,49 @@ e2e_node_modules() {
 	fi
 	printf '%s\n' "$PWD/$dir/node_modules"
 }
+
+# test_stack_start DIR — the throwaway stack the integration tests run on (scripts/chaos):
+# Redis, PostgreSQL (database sigillo), a SoftHSM2 token labelled sigillo-test and a loopback
+# SMTP server in DIR, on free ports of 127.0.0.1, and the SIGILLO_TEST_* variables
+# tests/it/support.rs reads (plain connections only: scripts/test adds the TLS legs and the
+# Redis Cluster). Sets REDIS_PORT, PG_PORT and SMTP_PORT.
+test_stack_start() {
+	local dir=$1 label=sigillo-test so_pin pin module
+	REDIS_PORT="$(free_port)"
+	PG_PORT="$(free_port "$REDIS_PORT")"
+	so_pin="$(rand_hex 8)"
+	pin="$(rand_hex 8)"
+	start_redis "$dir" "$REDIS_PORT"
+	start_postgres "$dir" "$PG_PORT"
+	init_hsm "$dir" "$label" "$so_pin" "$pin"
+	SMTP_PORT="$(free_port "$REDIS_PORT" "$PG_PORT")"
+	start_smtp "$dir/mail" "$SMTP_PORT" 3600
+	export SIGILLO_TEST_SMTP_PORT="$SMTP_PORT"
+	export SIGILLO_TEST_MAILDIR="$dir/mail"
+	SIGILLO_TEST_SMTP_PYTHON="$(smtp_venv)/bin/python"
+	export SIGILLO_TEST_SMTP_PYTHON
+	module="$(softhsm_module)" || die "libsofthsm2.so not found"
+	export SIGILLO_TEST_HSM_MODULE="$module"
+	export SIGILLO_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:${PG_PORT}/sigillo"
+	export SIGILLO_TEST_REDIS_URL="redis://127.0.0.1:${REDIS_PORT}/"
+	export SIGILLO_TEST_HSM_TOKEN_LABEL="$label"
+	export SIGILLO_TEST_HSM_PIN="$pin"
+	export SIGILLO_TEST_TMP="$dir"
+	export SOFTHSM2_CONF
+}
+
+# fault_module_build DIR [PROFILE] — builds the fault-injection PKCS#11 module
+# (hsm/pkcs11-fault; PROFILE debug, the default, or release) into target/pkcs11-fault, and
+# exports what the HSM fault tests need: SIGILLO_TEST_FAULT_MODULE (the module),
+# PKCS11_FAULT_MODULE (the real module behind it, $SIGILLO_TEST_HSM_MODULE) and
+# PKCS11_FAULT_CONTROL (an empty control file in DIR).
+fault_module_build() {
+	local dir=$1 profile=${2:-debug} flags=()
+	[[ $profile == release ]] && flags=(--release)
+	cargo build "${flags[@]}" --manifest-path hsm/pkcs11-fault/Cargo.toml \
+		--target-dir target/pkcs11-fault >&2 || die "building hsm/pkcs11-fault failed"
+	export SIGILLO_TEST_FAULT_MODULE="${SIGILLO_ROOT}/target/pkcs11-fault/${profile}/libpkcs11_fault.so"
+	export PKCS11_FAULT_MODULE="$SIGILLO_TEST_HSM_MODULE"
+	export PKCS11_FAULT_CONTROL="${dir}/pkcs11-fault.control"
+	: >"$PKCS11_FAULT_CONTROL"
+}

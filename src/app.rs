@@ -342,6 +342,8 @@ pub struct Running {
     servers: tokio::task::JoinHandle<()>,
     /// Set at shutdown: every response from then on closes its connection.
     draining: Arc<AtomicBool>,
+    /// The listening sockets (duplicates of the servers' own), shut at shutdown.
+    listening: [TcpListener; 2],
 }
 
 /// How long a shutdown keeps idle connections open for what their clients may already have
@@ -392,6 +394,13 @@ impl Running {
         // when the listeners close below).
         self.public.pause().await;
         self.admin.pause().await;
+        // A paused listener still lets the kernel complete new connections into its backlog;
+        // closing it after the drain resets them once their clients have sent a request, which
+        // a client cannot tell from a request dropped half-way. Shut the sockets now: a new
+        // connection is refused at once, and one in the backlog never carried an answer.
+        for listener in &self.listening {
+            refuse_new_connections(listener);
+        }
         tokio::time::sleep(DRAIN_PERIOD).await;
         // Closes the listeners and the idle connections; waits for in-flight requests (up to
         // the servers' shutdown_timeout).
@@ -414,10 +423,26 @@ impl Running {
     }
 }
 
+/// Stops the kernel from completing connections on `listener` (shutdown(2) of a listening
+/// socket: new ones are refused, those not yet accepted are reset). The server's own copy of
+/// the socket stays open until the server stops.
+fn refuse_new_connections(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: shutdown(2) on a socket this process owns; no memory is passed.
+    let rc = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) };
+    if rc != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not shut a listening socket; new connections wait for the drain"
+        );
+    }
+}
+
 /// Builds the services and binds both listeners (port 0 picks a free port).
 pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let public_listener = TcpListener::bind(config.server.public_addr)?;
     let admin_listener = TcpListener::bind(config.server.admin_addr)?;
+    let listening = [public_listener.try_clone()?, admin_listener.try_clone()?];
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
     if config.oauth2.issuer.is_empty() {
@@ -538,5 +563,6 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         admin: admin_handle,
         servers,
         draining,
+        listening,
     })
 }

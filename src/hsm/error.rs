@@ -57,9 +57,13 @@ impl HsmError {
 pub(super) fn classify(op: &'static str, err: CkError) -> HsmError {
     match err {
         CkError::Pkcs11(rv, _) => match rv {
-            RvError::SessionHandleInvalid | RvError::SessionClosed | RvError::UserNotLoggedIn => {
-                HsmError::SessionLost { op }
-            }
+            // CKR_OPERATION_ACTIVE: an operation a failed call left open in the session (a
+            // C_Sign that failed without ending its C_SignInit) blocks every later one; a
+            // fresh session is the way out, as for a lost one.
+            RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::UserNotLoggedIn
+            | RvError::OperationActive => HsmError::SessionLost { op },
             RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => {
                 HsmError::StaleHandle { op }
             }
@@ -104,6 +108,14 @@ mod tests {
         ));
         assert!(matches!(
             classify("sign", rv(RvError::UserNotLoggedIn)),
+            HsmError::SessionLost { .. }
+        ));
+    }
+
+    #[test]
+    fn a_session_left_with_an_operation_open_is_reopened() {
+        assert!(matches!(
+            classify("sign", rv(RvError::OperationActive)),
             HsmError::SessionLost { .. }
         ));
     }

@@ -8,6 +8,7 @@ mod admin;
 mod audit_chain;
 mod bootstrap;
 mod ca;
+mod chaos;
 mod cluster;
 mod csc_api;
 mod csc_flow;

@@ -733,3 +733,127 @@ impl Drop for PrivateCluster {
         }
     }
 }
+
+/// A TCP relay in front of a server (the test PostgreSQL) that a test can cut — every open
+/// connection dropped, new ones refused at once, as a stopped server looks from the gateway —
+/// and restore. Dropped with its test.
+pub struct Relay {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays 127.0.0.1:`port` to `target` ("host:port").
+    pub async fn start(target: String) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (up_, links_) = (up.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up_.load(Ordering::SeqCst) {
+                    continue; // dropped at once: the server is "down"
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                let mut links = links_.lock().unwrap();
+                links.retain(|l| !l.is_finished());
+                links.push(link);
+            }
+        });
+        Relay {
+            port,
+            up,
+            links,
+            accept,
+        }
+    }
+
+    /// A relay in front of the test PostgreSQL, and the database URL that goes through it.
+    pub async fn for_test_database() -> (Relay, String) {
+        // postgres://user@host:port/db: the relay stands where host:port was.
+        let real = env("SIGILLO_TEST_DATABASE_URL");
+        let (head, rest) = real.split_once('@').unwrap();
+        let (address, tail) = rest.split_once('/').unwrap();
+        let relay = Relay::start(address.to_owned()).await;
+        let url = format!("{head}@127.0.0.1:{}/{tail}", relay.port);
+        (relay, url)
+    }
+
+    /// Every open connection cut, new ones refused.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// The `sigillo serve` binary of this build as a node of the gateway `config` describes (same
+/// schema, key prefix, HSM labels and secrets), on `public` and `admin` ports of 127.0.0.1,
+/// with `extra` settings (`SECTION__KEY`, value) on top. The caller spawns and reaps it.
+pub fn gateway_command(
+    config: &Config,
+    public: u16,
+    admin: u16,
+    extra: &[(&str, String)],
+) -> std::process::Command {
+    let settings = [
+        ("SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public}")),
+        ("SERVER__ADMIN_ADDR", format!("127.0.0.1:{admin}")),
+        ("DATABASE__URL", config.database.url.expose().to_owned()),
+        ("DATABASE__SCHEMA", config.database.schema.clone()),
+        ("REDIS__URL", config.redis.url.expose().to_owned()),
+        ("REDIS__KEY_PREFIX", config.redis.key_prefix.clone()),
+        ("HSM__MODULE", config.hsm.module.display().to_string()),
+        ("HSM__TOKEN_LABEL", config.hsm.token_label.clone()),
+        ("HSM__PIN", config.hsm.pin.expose().to_owned()),
+        ("HSM__LABEL_PREFIX", config.hsm.label_prefix.clone()),
+        (
+            "SECURITY__ADMIN_TOKEN",
+            config.security.admin_token.expose().to_owned(),
+        ),
+        (
+            "SECURITY__TOKEN_SECRET",
+            config.security.token_secret.expose().to_owned(),
+        ),
+        ("CSC__SCAL", config.csc.scal.clone()),
+        ("OTP__SEND_LIMIT", config.otp.send_limit.to_string()),
+        (
+            "OTP__OUTBOX_PATH",
+            config.otp.outbox_path.display().to_string(),
+        ),
+        ("MAIL__SMTP_HOST", config.mail.smtp_host.clone()),
+        ("MAIL__SMTP_PORT", config.mail.smtp_port.to_string()),
+        ("MAIL__TLS", "none".to_owned()),
+    ];
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sigillo"));
+    command.arg("serve").env("RUST_LOG", "warn");
+    for (key, value) in settings
+        .iter()
+        .map(|(k, v)| (*k, v))
+        .chain(extra.iter().map(|(k, v)| (*k, v)))
+    {
+        command.env(format!("SIGILLO__{key}"), value);
+    }
+    command
+}

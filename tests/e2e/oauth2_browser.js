@@ -53,6 +53,9 @@ function callbackServer() {
   let waiting = null;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
+    // Only the redirect URI answers: the browser also asks this origin for /favicon.ico, and
+    // that request, arriving late, must not pass for the next authorization response.
+    if (url.pathname !== '/callback') { res.writeHead(404).end(); return; }
     res.writeHead(200, { 'content-type': 'text/plain' }).end('back at the client');
     if (waiting) { const w = waiting; waiting = null; w(url.searchParams); }
   });

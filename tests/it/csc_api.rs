@@ -28,7 +28,8 @@ async fn info_in_both_versions_by_get_and_post() {
         assert_eq!(get, post);
         assert_eq!(get["specs"], specs);
         assert_eq!(get["region"], "IT");
-        assert_eq!(get["authType"], json!(["basic"]));
+        // The authorization server is always on; its issuer defaults to the public listener.
+        assert_eq!(get["authType"], json!(["basic", "oauth2code"]));
         let methods: Vec<&str> = get["methods"]
             .as_array()
             .unwrap()

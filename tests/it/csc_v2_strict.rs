@@ -114,9 +114,10 @@ async fn a_strict_v2_client_finds_every_field_it_parses() {
     assert_required_info(&info);
     let (status, posted) = app.post("/csc/v2/info", None, json!({})).await;
     assert_eq!((status, &posted), (StatusCode::OK, &info));
-    // No OAuth2 issuer configured: none advertised.
-    assert!(!strings(&info, "authType").contains(&"oauth2code".to_owned()));
-    assert!(info.get("oauth2").is_none() && info.get("oauth2Issuer").is_none());
+    // No OAuth2 issuer configured: the public listener is the issuer, advertised both ways.
+    assert!(strings(&info, "authType").contains(&"oauth2code".to_owned()));
+    assert_eq!(info["oauth2Issuer"], app.public.as_str());
+    assert_eq!(info["oauth2"], app.public.as_str());
     // `methods` names exactly what is served: each listed method answers (not 501), and a
     // v2 method not served answers 501.
     let methods = strings(&info, "methods");

@@ -57,6 +57,7 @@ pub struct Config {
     pub csc: CscConfig,
     pub lifecycle: LifecycleConfig,
     pub tls: TlsConfig,
+    pub tsa: TsaConfig,
 }
 
 /// TLS of the two listeners. Off (plain HTTP) while `cert_file` is empty.
@@ -197,6 +198,20 @@ pub struct CaConfig {
     pub root_common_name: String,
     pub issuing_common_name: String,
     pub default_validity_days: u32,
+}
+
+/// The RFC 3161 time-stamping authority (`POST /tsa`, CSC `signatures/timestamp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaConfig {
+    pub enabled: bool,
+    /// The TSA policy OID every token names (and the only one a request may ask for).
+    pub policy_oid: String,
+    /// Accuracy of genTime claimed in every token, in milliseconds (1 or more).
+    pub accuracy_ms: u32,
+    pub common_name: String,
+    /// Validity of the TSA certificate, issued by the issuing CA at first start.
+    pub certificate_validity_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -363,6 +378,18 @@ impl Config {
             && !self.redis.url.expose().starts_with("rediss://")
         {
             return invalid("redis.ca_file", "a CA needs a rediss:// URL");
+        }
+        if crate::pki::tsa::policy_oid_der(&self.tsa.policy_oid).is_none() {
+            return invalid(
+                "tsa.policy_oid",
+                "a dotted OID such as 1.3.6.1.4.1.99999.1.1",
+            );
+        }
+        if self.tsa.accuracy_ms == 0 || self.tsa.certificate_validity_days == 0 {
+            return invalid(
+                "tsa",
+                "accuracy_ms and certificate_validity_days must be positive",
+            );
         }
         Ok(())
     }

@@ -6,4 +6,5 @@ pub mod coupons;
 pub mod credentials;
 pub mod notices;
 pub mod sads;
+pub mod tsa;
 pub mod users;

@@ -7,7 +7,7 @@ use crate::hsm::mechanism::SIGN_ALGO_OIDS;
 use crate::services::Services;
 
 /// The methods served under both versions.
-pub const METHODS: [&str; 9] = [
+pub const METHODS: [&str; 10] = [
     "auth/login",
     "auth/revoke",
     "credentials/list",
@@ -16,6 +16,7 @@ pub const METHODS: [&str; 9] = [
     "credentials/authorize",
     "credentials/extendTransaction",
     "signatures/signHash",
+    "signatures/timestamp",
     "info",
 ];
 

@@ -32,4 +32,5 @@ mod shutdown;
 mod sole_control;
 mod support;
 mod tls;
+mod tsa;
 mod wire_text;

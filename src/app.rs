@@ -77,6 +77,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             cred::extend_v2,
         ),
         endpoint(M::POST, "/csc/v2/signatures/signHash", sig::sign_hash_v2),
+        endpoint(
+            M::POST,
+            "/csc/v2/signatures/timestamp",
+            csc::timestamp::timestamp_v2,
+        ),
         // CSC v1.0.4.0
         endpoint(M::GET, "/csc/v1/info", info::info_v1),
         endpoint(M::POST, "/csc/v1/info", info::info_v1),
@@ -92,6 +97,13 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             cred::extend_v1,
         ),
         endpoint(M::POST, "/csc/v1/signatures/signHash", sig::sign_hash_v1),
+        endpoint(
+            M::POST,
+            "/csc/v1/signatures/timestamp",
+            csc::timestamp::timestamp_v1,
+        ),
+        // RFC 3161 time-stamping authority
+        endpoint(M::POST, "/tsa", csc::timestamp::rfc3161),
         // Self-service portal
         endpoint(M::GET, "/api/v1/credentials", portal::credentials::list),
         endpoint(

@@ -60,6 +60,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub oauth2: OAuth2Config,
     pub web: WebConfig,
+    pub tsa: TsaConfig,
 }
 
 /// How the SMTP connection is protected.
@@ -275,6 +276,20 @@ pub struct CaConfig {
     pub default_validity_days: u32,
 }
 
+/// The RFC 3161 time-stamping authority (`POST /tsa`, CSC `signatures/timestamp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaConfig {
+    pub enabled: bool,
+    /// The TSA policy OID every token names (and the only one a request may ask for).
+    pub policy_oid: String,
+    /// Accuracy of genTime claimed in every token, in milliseconds (1 or more).
+    pub accuracy_ms: u32,
+    pub common_name: String,
+    /// Validity of the TSA certificate, issued by the issuing CA at first start.
+    pub certificate_validity_days: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CscConfig {
@@ -458,6 +473,18 @@ impl Config {
         }
         self.validate_cluster()?;
         self.mail.validate()?;
+        if crate::pki::tsa::policy_oid_der(&self.tsa.policy_oid).is_none() {
+            return invalid(
+                "tsa.policy_oid",
+                "a dotted OID such as 1.3.6.1.4.1.99999.1.1",
+            );
+        }
+        if self.tsa.accuracy_ms == 0 || self.tsa.certificate_validity_days == 0 {
+            return invalid(
+                "tsa",
+                "accuracy_ms and certificate_validity_days must be positive",
+            );
+        }
         Ok(())
     }
 }

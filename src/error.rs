@@ -24,6 +24,7 @@ use crate::lifecycle::LifecycleError;
 use crate::mail::MailError;
 use crate::oauth2::OAuth2Error;
 use crate::otp::OtpError;
+use crate::pki::tsa::TsaError;
 use crate::renewal::RenewalError;
 use crate::signing::SigningError;
 
@@ -178,6 +179,17 @@ impl From<CaError> for ApiError {
         match err {
             CaError::Hsm(e) => e.into(),
             CaError::Db(e) => e.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<TsaError> for ApiError {
+    fn from(err: TsaError) -> Self {
+        match err {
+            TsaError::Hsm(e) => e.into(),
+            TsaError::Db(e) => e.into(),
+            TsaError::Ca(e) => e.into(),
             other => ApiError::internal(&other),
         }
     }
@@ -588,6 +600,18 @@ mod tests {
         assert_eq!(
             code(HsmError::KeyNotFound("ab".into())),
             (500, "server_error")
+        );
+    }
+
+    #[test]
+    fn tsa_errors() {
+        let busy: ApiError = TsaError::Hsm(HsmError::QueueFull).into();
+        assert_eq!((busy.status.as_u16(), busy.retry_after), (503, Some(1)));
+        assert_eq!(code(TsaError::KeyMismatch), (500, "server_error"));
+        assert_eq!(code(TsaError::Policy), (500, "server_error"));
+        assert_eq!(
+            code(TsaError::Hsm(HsmError::Stopped)),
+            (503, "temporarily_unavailable")
         );
     }
 

@@ -43,6 +43,7 @@ pub mod model;
 pub mod notices;
 pub mod oauth2;
 pub mod otp;
+pub mod pki;
 pub mod portal;
 pub mod renewal;
 pub mod secrets;

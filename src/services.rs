@@ -15,6 +15,7 @@ use crate::hsm::{Hsm, HsmError};
 use crate::kv::{Kv, KvError};
 use crate::metrics::Metrics;
 use crate::otp::{build_sender, Otp, SmsError};
+use crate::pki::tsa::{Tsa, TsaError};
 use crate::secrets::{Secrets, SecretsError};
 
 /// Why the gateway could not start.
@@ -30,6 +31,8 @@ pub enum StartError {
     Hsm(#[from] HsmError),
     #[error("CA: {0}")]
     Ca(#[from] CaError),
+    #[error("TSA: {0}")]
+    Tsa(#[from] TsaError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretsError),
     #[error("SMS sender: {0}")]
@@ -55,6 +58,8 @@ pub struct Services {
     pub kv: Kv,
     pub hsm: Hsm,
     pub ca: Ca,
+    /// The RFC 3161 time-stamping authority; `None` when `tsa.enabled` is false.
+    pub tsa: Option<Tsa>,
     pub pins: PinVault,
     /// Authenticates SADs in Redis (its key derived in the HSM).
     pub sad_seal: SadSeal,
@@ -99,7 +104,11 @@ impl Services {
             let audit_chain = ChainKey::ensure(&hsm).await?;
             let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
             let secrets = Secrets::ensure(&hsm, config.security.token_secret.expose()).await?;
-            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, secrets))
+            let tsa = match config.tsa.enabled {
+                true => Some(Tsa::ensure(&db, &hsm, &ca, &config.tsa).await?),
+                false => None,
+            };
+            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, secrets, tsa))
         }
         .await;
         lock.execute(
@@ -108,7 +117,7 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, sad_seal, audit_chain, ca, secrets) = own_objects?;
+        let (pins, sad_seal, audit_chain, ca, secrets, tsa) = own_objects?;
         let audit_chain = Arc::new(audit_chain);
         let secrets = Arc::new(secrets);
         let keys = hsm.preload_keys().await?;
@@ -131,6 +140,7 @@ impl Services {
             kv,
             hsm,
             ca,
+            tsa,
             pins,
             sad_seal,
             otp,

@@ -2,6 +2,7 @@
 //! and its SoftHSM2 token it measures, per key algorithm, the raw HSM (cryptoki directly, the
 //! same number of threads as the gateway's pool, no HTTP) and the gateway's signHash with
 //! batches of 1/10/100/1000, then the full flow, and writes `target/bench/report.json`.
+//! With `BENCH_TSA=1`, only the RFC 3161 TSA: tokens/s next to the TSA key's raw rate.
 //! It is a load generator: the numbers go to the report, never into tests.
 
 use std::collections::VecDeque;
@@ -1011,6 +1012,9 @@ async fn main() -> Result<()> {
         env: env.clone(),
     });
     let ctx = pkcs11(&env.module)?;
+    if std::env::var("BENCH_TSA").is_ok_and(|v| v == "1") {
+        return tsa_bench(&client, &env, &ctx).await;
+    }
     let mut runs = Vec::new();
     let mut extras = serde_json::Map::new();
     println!(
@@ -1186,4 +1190,189 @@ async fn main() -> Result<()> {
     std::fs::write(&env.report, serde_json::to_string_pretty(&report)?)?;
     println!("report: {}", env.report.display());
     Ok(())
+}
+
+/// `BENCH_TSA=1`: RFC 3161 tokens per second from `POST /tsa` (closed loop, SHA-256 queries
+/// without certReq) next to the raw HSM rate of the TSA key itself (EC P-256), and how many
+/// tokens each HSM sign job carried (the TSA batches concurrent requests).
+async fn tsa_bench(client: &Client, env: &Env, ctx: &Pkcs11) -> Result<()> {
+    // The TSA key's CKA_ID: the gateway's own-object prefix and "tsa-1".
+    let prefix = std::env::var("SIGILLO__HSM__LABEL_PREFIX").unwrap_or_else(|_| "sigillo-".into());
+    let key_id = format!("{prefix}tsa-1").into_bytes();
+    let host = host_of(&env.public).to_owned();
+    // TimeStampReq v1 { messageImprint { sha256, 32 bytes } }.
+    let mut query = vec![
+        0x30, 0x36, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09,
+    ];
+    query.extend_from_slice(&[
+        0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+    ]);
+    query.extend_from_slice(&[0x04, 0x20]);
+    query.extend_from_slice(&[7u8; 32]);
+    let mut request = format!(
+        "POST /tsa HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/timestamp-query\r\n\
+         Content-Length: {}\r\n\r\n",
+        query.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&query);
+    let request = bytes::Bytes::from(request);
+    // id-ct-TSTInfo: only a granted reply carries it.
+    const GRANTED: &[u8] = &[
+        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04,
+    ];
+    let concurrency = std::env::var("BENCH_TSA_CONCURRENCY")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64usize);
+    let raw_before = {
+        let (env_ctx, id) = (ctx.clone(), key_id.clone());
+        let (label, pin, workers, seconds) = (
+            env.token_label.clone(),
+            env.pin.clone(),
+            env.workers,
+            env.seconds,
+        );
+        tokio::task::spawn_blocking(move || {
+            raw_key_sps(&env_ctx, &label, &pin, workers, seconds, id)
+        })
+        .await??
+    };
+    let before = histograms(client).await?;
+    let mut wires = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        wires.push(Wire::connect(&host).await?);
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(env.long());
+    let started = Instant::now();
+    let tasks: Vec<_> = wires
+        .into_iter()
+        .map(|mut wire| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::new(), 0u64);
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    match wire.round_trip(&request, GRANTED).await {
+                        Ok((200, true)) => lat.push(t0.elapsed().as_secs_f64() * 1000.0),
+                        Ok(_) => errors += 1,
+                        Err(_) => {
+                            errors += 1;
+                            break;
+                        }
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0u64);
+    for task in tasks {
+        let (lat, e) = task.await?;
+        latencies.extend(lat);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = histograms(client).await?;
+    let raw_after = {
+        let (env_ctx, id) = (ctx.clone(), key_id.clone());
+        let (label, pin, workers, seconds) = (
+            env.token_label.clone(),
+            env.pin.clone(),
+            env.workers,
+            env.seconds,
+        );
+        tokio::task::spawn_blocking(move || {
+            raw_key_sps(&env_ctx, &label, &pin, workers, seconds, id)
+        })
+        .await??
+    };
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let tokens = latencies.len() as f64;
+    let tps = tokens / elapsed;
+    let raw = (raw_before + raw_after) / 2.0;
+    let jobs = {
+        let count = |h: &std::collections::HashMap<String, Vec<(f64, f64)>>| {
+            h.get("sigillo_hsm_job_duration_seconds{op=\"sign\"}")
+                .and_then(|b| b.iter().find(|(le, _)| le.is_infinite()).map(|(_, n)| *n))
+                .unwrap_or(0.0)
+        };
+        count(&after) - count(&before)
+    };
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!(
+        "tsa ec-p256: {tps:.0} tokens/s over {concurrency} connections (raw HSM {raw:.0} sig/s with the TSA key, \
+         ratio {:.3}); p50 {p50:.2} ms, p99 {p99:.2} ms; {:.1} tokens per HSM sign job; {errors} errors",
+        tps / raw,
+        if jobs > 0.0 { tokens / jobs } else { f64::NAN },
+    );
+    let report = json!({ "tsa": { "tokens_per_s": tps.round(), "raw_sps": raw.round(), "ratio": round3(tps / raw),
+                                  "concurrency": concurrency, "p50_ms": p50, "p99_ms": p99,
+                                  "tokens_per_hsm_job": if jobs > 0.0 { round3(tokens / jobs) } else { 0.0 },
+                                  "errors": errors, "workers": env.workers, "seconds": env.long() } });
+    if let Some(dir) = env.report.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&env.report, serde_json::to_string_pretty(&report)?)?;
+    println!("report: {}", env.report.display());
+    Ok(())
+}
+
+/// Raw HSM rate of the EC key `id`: `workers` threads, each with its own session, signing a
+/// SHA-256 digest in a loop for `seconds` (as `raw_sps` does for a credential's key).
+fn raw_key_sps(
+    ctx: &Pkcs11,
+    token_label: &str,
+    pin: &str,
+    workers: usize,
+    seconds: f64,
+    id: Vec<u8>,
+) -> Result<f64> {
+    let slot = ctx
+        .get_slots_with_token()?
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|i| i.label().trim_end() == token_label)
+                .unwrap_or(false)
+        })
+        .ok_or("token not found")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let (ctx, stop, count, id, pin) = (
+                ctx.clone(),
+                stop.clone(),
+                count.clone(),
+                id.clone(),
+                pin.to_owned(),
+            );
+            std::thread::spawn(move || -> Result<()> {
+                let session = ctx.open_ro_session(slot)?;
+                let _ = session.login(UserType::User, Some(&AuthPin::new(pin.into())));
+                let key = *session
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Id(id),
+                    ])?
+                    .first()
+                    .ok_or("TSA key not found")?;
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    session.sign(&Mechanism::Ecdsa, key, &[7u8; 32])?;
+                    n += 1;
+                }
+                count.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().map_err(|_| "raw thread panicked")??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }

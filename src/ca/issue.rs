@@ -47,7 +47,7 @@ pub struct Issued {
     pub not_after: OffsetDateTime,
 }
 
-fn random_serial() -> Result<(Asn1Integer, String), CaError> {
+pub(super) fn random_serial() -> Result<(Asn1Integer, String), CaError> {
     let mut bn = BigNum::new()?;
     // 127 random bits, top bit clear: positive, and never zero in practice.
     bn.rand(127, MsbOption::ONE, false)?;
@@ -55,7 +55,7 @@ fn random_serial() -> Result<(Asn1Integer, String), CaError> {
     Ok((bn.to_asn1_integer()?, hex))
 }
 
-fn asn1_time(t: OffsetDateTime) -> Result<Asn1Time, CaError> {
+pub(super) fn asn1_time(t: OffsetDateTime) -> Result<Asn1Time, CaError> {
     Ok(Asn1Time::from_unix(t.unix_timestamp())?)
 }
 

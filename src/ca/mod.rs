@@ -8,6 +8,7 @@
 
 mod dn;
 mod issue;
+mod service;
 
 pub use dn::rfc4514;
 pub use issue::{IssueRequest, Issued};

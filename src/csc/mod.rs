@@ -7,5 +7,6 @@ pub mod common;
 pub mod credentials;
 pub mod info;
 pub mod signatures;
+pub mod timestamp;
 pub mod v1_wire;
 pub mod v2_wire;

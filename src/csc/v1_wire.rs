@@ -114,3 +114,18 @@ pub struct SignHashRequest {
     #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
     pub sign_algo_params: Option<String>,
 }
+
+/// `signatures/timestamp` request (v1 names).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimestampRequest {
+    #[serde(deserialize_with = "text::<ID, _>")]
+    pub hash: String,
+    #[serde(deserialize_with = "text::<ID, _>")]
+    pub hash_algo: String,
+    /// Hex-encoded; repeated in the token.
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
+    pub nonce: Option<String>,
+    #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
+    pub client_data: Option<String>,
+}

@@ -215,3 +215,25 @@ pub struct SignHashRequest {
 pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
+
+/// `signatures/timestamp` request: a hash to be time-stamped by the service's TSA.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimestampRequest {
+    #[serde(deserialize_with = "text::<ID, _>")]
+    pub hash: String,
+    #[serde(rename = "hashAlgorithmOID", deserialize_with = "text::<ID, _>")]
+    pub hash_algorithm_oid: String,
+    /// Hex-encoded; repeated in the token.
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
+    pub nonce: Option<String>,
+    #[serde(default, deserialize_with = "opt_text::<TOKEN, _>")]
+    pub client_data: Option<String>,
+}
+
+/// `signatures/timestamp` response (both versions).
+#[derive(Debug, Serialize)]
+pub struct TimestampResponse {
+    /// Base64 DER of the RFC 3161 TimeStampToken.
+    pub timestamp: String,
+}

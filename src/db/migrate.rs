@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "audit_chain",
         include_str!("../../migrations/0006_audit_chain.sql"),
     ),
+    (8, "tsa", include_str!("../../migrations/0008_tsa.sql")),
     (
         9,
         "oauth2_clients",

@@ -38,4 +38,5 @@ mod shutdown;
 mod sole_control;
 mod support;
 mod tls;
+mod tsa;
 mod wire_text;

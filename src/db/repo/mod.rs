@@ -7,4 +7,5 @@ pub mod credentials;
 pub mod notices;
 pub mod oauth2_clients;
 pub mod sads;
+pub mod tsa;
 pub mod users;

@@ -23,7 +23,7 @@ use crate::config::{threads_or_cores, Config};
 use crate::error::ApiError;
 use crate::services::{Services, StartError};
 use crate::telemetry::RequestSpan;
-use crate::{admin, csc, health, portal};
+use crate::{admin, csc, health, pki, portal};
 
 /// The OpenAPI description of every endpoint, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi/sigillo.yaml");
@@ -132,6 +132,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/credentials/{credential_id}/otp",
             portal::otp::send_operation_otp,
         ),
+        // Relying parties: certificate status and CA certificates
+        endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
+        endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),
+        endpoint(M::POST, "/pki/ocsp", pki::handlers::ocsp_post),
+        endpoint(M::GET, "/pki/ocsp/{request}", pki::handlers::ocsp_get),
     ]
 }
 
@@ -356,11 +361,20 @@ impl Running {
 }
 
 /// Builds the services and binds both listeners (port 0 picks a free port).
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let public_listener = TcpListener::bind(config.server.public_addr)?;
     let admin_listener = TcpListener::bind(config.server.admin_addr)?;
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    if config.pki.base_url.is_empty() {
+        // Certificates must name a URL that answers: this node's, as bound.
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
+        config.pki.base_url = format!("{scheme}://{public_addr}");
+    }
     let workers = threads_or_cores(config.server.workers);
     let body_limit = config.server.max_body_bytes;
     let tls = config.tls.clone();
@@ -447,11 +461,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let notice_interval =
         std::time::Duration::from_secs(services.config.lifecycle.notice_interval_secs.max(60));
     let notice_task = tokio::spawn(crate::notices::scheduler(services.clone(), notice_interval));
+    let pki_task = tokio::spawn(crate::pki::watch(services.clone()));
 
     let (public_handle, admin_handle) = (public.handle(), admin.handle());
     let servers = tokio::spawn(async move {
         let (a, b) = tokio::join!(public, admin);
         notice_task.abort();
+        pki_task.abort();
         for result in [a, b] {
             if let Err(e) = result {
                 tracing::error!(error = %e, "server stopped with an error");

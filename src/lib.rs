@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod model;
 pub mod notices;
 pub mod otp;
+pub mod pki;
 pub mod portal;
 pub mod renewal;
 pub mod secrets;

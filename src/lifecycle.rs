@@ -29,6 +29,7 @@ use crate::db::repo::credentials::{self as repo, OperatorChange};
 use crate::db::DbError;
 use crate::kv::KvError;
 use crate::model::{CredentialStatus, Operator};
+use crate::pki::RevocationReason;
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,7 @@ pub async fn change_status(
     id: Uuid,
     change: OperatorChange,
     reason: &str,
+    crl_reason: Option<RevocationReason>,
     operator: &Operator,
 ) -> Result<CredentialStatus, LifecycleError> {
     let action = match change {
@@ -105,16 +107,18 @@ pub async fn change_status(
         sad::release(&services.kv, user_id, id).await?;
         touched = Some(false);
     }
-    let outcome = match repo::apply_operator_change(&services.db, id, change, reason).await {
-        Ok(outcome) => outcome,
-        Err(err) => {
-            // Nothing committed: put Redis back as PostgreSQL still has it.
-            if let Some(was_set) = touched {
-                restore_hold(services, user_id, id, was_set).await;
+    let code = crl_reason.map(RevocationReason::code);
+    let outcome =
+        match repo::apply_operator_change_with_code(&services.db, id, change, reason, code).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                // Nothing committed: put Redis back as PostgreSQL still has it.
+                if let Some(was_set) = touched {
+                    restore_hold(services, user_id, id, was_set).await;
+                }
+                return Err(err.into());
             }
-            return Err(err.into());
-        }
-    };
+        };
     let audited = services
         .audit
         .record(
@@ -131,6 +135,14 @@ pub async fn change_status(
         || (outcome.is_none() && credential.status == CredentialStatus::Revoked);
     if matches!(change, OperatorChange::Revoke) && revoked {
         destroy_key(services, id, &operator.name).await;
+    }
+    if outcome.is_some() {
+        // Relying parties learn it now from this node (OCSP, CRL), and from the others at
+        // their next status poll.
+        if let Err(e) = services.pki.refresh(&services.db, &services.ca).await {
+            tracing::error!(credential_id = %id, error = %e,
+                "certificate status refresh after a status change failed; the next poll retries");
+        }
     }
     audited?;
     match outcome {

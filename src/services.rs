@@ -40,6 +40,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("PKI: {0}")]
+    Pki(#[from] crate::pki::PkiError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -53,6 +55,8 @@ pub struct Services {
     pub kv: Kv,
     pub hsm: Hsm,
     pub ca: Ca,
+    /// Certificate status for relying parties (OCSP, CRL), served from memory.
+    pub pki: crate::pki::Pki,
     pub pins: PinVault,
     /// Authenticates SADs in Redis (its key derived in the HSM).
     pub sad_seal: SadSeal,
@@ -95,9 +99,10 @@ impl Services {
             let pins = PinVault::ensure(&hsm).await?;
             let sad_seal = SadSeal::ensure(&hsm).await?;
             let audit_chain = ChainKey::ensure(&hsm).await?;
-            let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
+            let ca = Ca::ensure(&db, &hsm, &config.ca, &config.pki).await?;
+            let pki = crate::pki::Pki::ensure(&db, &hsm, &ca, &config.pki).await?;
             let secrets = Secrets::ensure(&hsm, config.security.token_secret.expose()).await?;
-            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, secrets))
+            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, pki, secrets))
         }
         .await;
         lock.execute(
@@ -106,7 +111,9 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, sad_seal, audit_chain, ca, secrets) = own_objects?;
+        let (pins, sad_seal, audit_chain, ca, pki, secrets) = own_objects?;
+        // The status and the CRL are ready before the first request.
+        pki.refresh(&db, &ca).await?;
         let audit_chain = Arc::new(audit_chain);
         let secrets = Arc::new(secrets);
         let keys = hsm.preload_keys().await?;
@@ -134,6 +141,7 @@ impl Services {
             kv,
             hsm,
             ca,
+            pki,
             pins,
             sad_seal,
             otp,

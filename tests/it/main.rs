@@ -22,6 +22,7 @@ mod notices;
 mod ops;
 mod otp;
 mod pin_race;
+mod pki;
 mod postgres_outage;
 mod pyhanko;
 mod redis_stall;

@@ -5,5 +5,6 @@ pub mod ca;
 pub mod coupons;
 pub mod credentials;
 pub mod notices;
+pub mod pki;
 pub mod sads;
 pub mod users;

@@ -6,7 +6,8 @@
 //!
 //! Every response of both listeners, errors included, carries `X-Content-Type-Options: nosniff`
 //! and `Cache-Control: no-store`: most of the API returns tokens, SADs, signatures, PUKs or
-//! TOTP URIs, and one rule for all cannot forget one of them.
+//! TOTP URIs, and one rule for all cannot forget one of them. The one exception is public by
+//! nature: CRLs and CA certificates (`/pki/crl/...`, `/pki/ca/...`) say `public, max-age`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};

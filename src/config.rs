@@ -74,7 +74,7 @@ pub struct PkiConfig {
     /// nextUpdate of an OCSP response, and how long a signed "good" answer (no nonce) is
     /// reused.
     pub ocsp_validity_secs: u64,
-    /// Validity of the OCSP responder certificate; re-issued at start-up in its last third.
+    /// Validity of the OCSP responder certificate; re-issued in its last third.
     pub ocsp_responder_days: u32,
     /// QcPDS (ETSI EN 319 412-5): the PKI disclosure statement's URL (English).
     pub pds_url: String,

@@ -74,8 +74,21 @@ pub async fn watch(services: actix_web::web::Data<crate::services::Services>) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    // The responder certificate is looked at about once an hour.
+    let per_hour = (3_600_000 / services.config.pki.status_poll_ms.max(1)).max(1);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        ticks = ticks.wrapping_add(1);
+        if ticks % per_hour == 0 {
+            if let Err(e) = services
+                .pki
+                .renew_responder_if_due(&services.db, &services.hsm, &services.ca)
+                .await
+            {
+                tracing::error!(error = %e, "renewing the OCSP responder certificate failed; retried in an hour");
+            }
+        }
         match services.pki.refresh(&services.db, &services.ca).await {
             Ok(()) if failing => {
                 failing = false;

@@ -2,7 +2,8 @@
 //!
 //! The responder's certificate is issued by the issuing CA (EKU id-kp-OCSPSigning only,
 //! id-pkix-ocsp-nocheck) for a P-256 key in the HSM, created once across nodes at start-up
-//! (under the bootstrap lock) and re-issued there in its last third. Every response is
+//! (under the bootstrap lock) and re-issued in its last third, at start-up or by a running
+//! node's hourly check ([`super::Pki::renew_responder_if_due`]). Every response is
 //! signed with that key in the HSM and carries the certificate, so a relying party that
 //! trusts the CA verifies it without asking anything else.
 //!
@@ -239,6 +240,8 @@ pub struct Responder {
     /// The issuer's name in `issued_certificates`.
     pub issuer_name: &'static str,
     validity: time::Duration,
+    /// When the certificate enters its last third and is re-issued.
+    renew_at: std::time::Instant,
 }
 
 impl Responder {
@@ -256,9 +259,8 @@ impl Responder {
             .await?
             .map(|der| X509::from_der(&der))
             .transpose()?;
-        let days = i64::from(config.ocsp_responder_days);
-        let renew_after =
-            openssl::asn1::Asn1Time::days_from_now(u32::try_from(days / 3).unwrap_or(0))?;
+        let renew_days = config.ocsp_responder_days / 3;
+        let renew_after = openssl::asn1::Asn1Time::days_from_now(renew_days)?;
         let issuing_key = ca.issuing().public_key()?;
         let usable = match &stored {
             Some(cert) => {
@@ -282,7 +284,15 @@ impl Responder {
             }
         };
         let key = der::spki_key_bits(&spki).ok_or(PkiError::NoKeyId)?;
+        // When the certificate enters its last third, from now (a monotonic clock).
+        let left =
+            openssl::asn1::Asn1Time::days_from_now(0)?.diff(X509::from_der(&cert)?.not_after())?;
+        let left_secs =
+            i64::from(left.days) * 86_400 + i64::from(left.secs) - i64::from(renew_days) * 86_400;
+        let renew_at = std::time::Instant::now()
+            + std::time::Duration::from_secs(u64::try_from(left_secs).unwrap_or(0));
         Ok(Responder {
+            renew_at,
             hsm: hsm.clone(),
             key_id: hsm.own_key_id(OWN_KEY).into(),
             cert,
@@ -298,6 +308,11 @@ impl Responder {
     /// The responder's certificate (DER).
     pub fn certificate(&self) -> &[u8] {
         &self.cert
+    }
+
+    /// Whether the certificate is in its last third and must be re-issued.
+    pub fn renewal_due(&self) -> bool {
+        std::time::Instant::now() >= self.renew_at
     }
 
     /// Whether `id` names a certificate of the issuer this responder answers for.

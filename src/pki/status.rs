@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::ocsp::{self, CertStatus, Request, Responder, ResponseStatus};
 use super::{crl, PkiError};
-use crate::ca::Ca;
+use crate::ca::{Ca, ISSUING_NAME};
 use crate::config::PkiConfig;
 use crate::db::repo::pki::{self as repo, CrlTimes};
 use crate::db::Db;
@@ -49,7 +49,7 @@ struct Cached {
 
 /// Certificate status for relying parties: the OCSP responder and the CRL, served from memory.
 pub struct Pki {
-    responder: Responder,
+    responder: RwLock<Arc<Responder>>,
     config: PkiConfig,
     state: RwLock<State>,
     /// One poll at a time on this node.
@@ -68,7 +68,7 @@ impl Pki {
         config: &PkiConfig,
     ) -> Result<Pki, PkiError> {
         Ok(Pki {
-            responder: Responder::ensure(db, hsm, ca, config).await?,
+            responder: RwLock::new(Arc::new(Responder::ensure(db, hsm, ca, config).await?)),
             config: config.clone(),
             state: RwLock::new(State::default()),
             polling: tokio::sync::Mutex::new(()),
@@ -77,14 +77,56 @@ impl Pki {
         })
     }
 
+    /// The responder answering now.
+    fn responder(&self) -> Result<Arc<Responder>, PkiError> {
+        Ok(self
+            .responder
+            .read()
+            .map_err(|_| PkiError::Poisoned)?
+            .clone())
+    }
+
     /// The OCSP responder certificate (DER).
-    pub fn responder_certificate(&self) -> &[u8] {
-        self.responder.certificate()
+    pub fn responder_certificate(&self) -> Result<Vec<u8>, PkiError> {
+        Ok(self.responder()?.certificate().to_vec())
+    }
+
+    /// Re-issues the responder certificate when it is in its last third (a node that runs
+    /// for months never answers with an expired one): under the start-up lock, so that the
+    /// nodes share one new certificate. Returns whether the responder changed.
+    pub async fn renew_responder_if_due(
+        &self,
+        db: &Db,
+        hsm: &crate::hsm::Hsm,
+        ca: &Ca,
+    ) -> Result<bool, PkiError> {
+        if !self.responder()?.renewal_due() {
+            return Ok(false);
+        }
+        let lock = db.get().await.map_err(crate::db::DbError::from)?;
+        lock.execute(
+            "SELECT pg_advisory_lock(hashtext(current_schema() || ':bootstrap'))",
+            &[],
+        )
+        .await
+        .map_err(crate::db::DbError::from)?;
+        let renewed = Responder::ensure(db, hsm, ca, &self.config).await;
+        lock.execute(
+            "SELECT pg_advisory_unlock(hashtext(current_schema() || ':bootstrap'))",
+            &[],
+        )
+        .await
+        .map_err(crate::db::DbError::from)?;
+        let renewed = renewed?;
+        *self.responder.write().map_err(|_| PkiError::Poisoned)? = Arc::new(renewed);
+        self.cache.lock().map_err(|_| PkiError::Poisoned)?.clear();
+        tracing::info!("OCSP responder certificate renewed");
+        Ok(true)
     }
 
     /// The current CRL of `issuer` (DER), if this node has one.
     pub fn crl(&self, issuer: &str) -> Option<Arc<[u8]>> {
-        if issuer != self.responder.issuer_name {
+        if issuer != ISSUING_NAME {
             return None;
         }
         let state = self.state.read().ok()?;
@@ -95,7 +137,7 @@ impl Pki {
     /// is stale and no other node is signing it).
     pub async fn refresh(&self, db: &Db, ca: &Ca) -> Result<(), PkiError> {
         let _one = self.polling.lock().await;
-        let issuer = self.responder.issuer_name;
+        let issuer = ISSUING_NAME;
         let versions = repo::versions(db, issuer).await?;
         let known = self.state.read().map_err(|_| PkiError::Poisoned)?.version;
         if versions.version != known {
@@ -164,19 +206,23 @@ impl Pki {
 
     /// The status of every certificate `request` asks about, and the version it was read at;
     /// `None` if this responder is authoritative for none of them.
-    fn statuses(&self, request: &Request<'_>) -> Result<Option<(Vec<CertStatus>, i64)>, PkiError> {
+    fn statuses(
+        &self,
+        responder: &Responder,
+        request: &Request<'_>,
+    ) -> Result<Option<(Vec<CertStatus>, i64)>, PkiError> {
         let state = self.state.read().map_err(|_| PkiError::Poisoned)?;
         let mut served = 0;
         let statuses = request
             .ids
             .iter()
             .map(|id| {
-                if !self.responder.serves(id) {
+                if !responder.serves(id) {
                     return CertStatus::Unknown;
                 }
                 served += 1;
                 match state.certificates.get(&id.serial) {
-                    Some(k) if k.issuer == self.responder.issuer_name => match k.revoked {
+                    Some(k) if k.issuer == responder.issuer_name => match k.revoked {
                         Some((at, reason)) => CertStatus::Revoked(at, reason),
                         None => CertStatus::Good,
                     },
@@ -206,14 +252,18 @@ impl Pki {
         let Some(request) = ocsp::parse(request) else {
             return ocsp::error_response(ResponseStatus::MalformedRequest);
         };
-        let mut found = self.statuses(&request);
+        let responder = match self.responder() {
+            Ok(responder) => responder,
+            Err(_) => return ocsp::error_response(ResponseStatus::InternalError),
+        };
+        let mut found = self.statuses(&responder, &request);
         let missed =
             matches!(&found, Ok(Some((statuses, _))) if statuses.contains(&CertStatus::Unknown));
         if missed && self.may_poll_on_miss() {
             if let Err(e) = self.refresh(db, ca).await {
                 tracing::warn!(error = %e, "certificate status poll for an unknown serial failed");
             }
-            found = self.statuses(&request);
+            found = self.statuses(&responder, &request);
         }
         let (statuses, version) = match found {
             Ok(Some(found)) => found,
@@ -229,8 +279,7 @@ impl Pki {
                 return hit.to_vec();
             }
         }
-        match self
-            .responder
+        match responder
             .sign(&request, &statuses, OffsetDateTime::now_utc())
             .await
         {

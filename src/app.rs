@@ -6,7 +6,8 @@
 //!
 //! Every response of both listeners, errors included, carries `X-Content-Type-Options: nosniff`
 //! and `Cache-Control: no-store`: most of the API returns tokens, SADs, signatures, PUKs or
-//! TOTP URIs, and one rule for all cannot forget one of them.
+//! TOTP URIs, and one rule for all cannot forget one of them. The one exception is public by
+//! nature: CRLs and CA certificates (`/pki/crl/...`, `/pki/ca/...`) say `public, max-age`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +24,7 @@ use crate::config::{threads_or_cores, Config};
 use crate::error::ApiError;
 use crate::services::{Services, StartError};
 use crate::telemetry::RequestSpan;
-use crate::{admin, csc, health, oauth2, portal, web as pages};
+use crate::{admin, csc, health, oauth2, pki, portal, web as pages};
 
 /// The OpenAPI description of every endpoint, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../openapi/sigillo.yaml");
@@ -169,6 +170,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/oauth2/token", oauth2::endpoints::token),
         endpoint(M::POST, "/oauth2/revoke", oauth2::endpoints::revoke),
         endpoint(M::GET, "/static/sigillo.css", pages::stylesheet),
+        // Relying parties: certificate status and CA certificates
+        endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
+        endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),
+        endpoint(M::POST, "/pki/ocsp", pki::handlers::ocsp_post),
+        endpoint(M::GET, "/pki/ocsp/{request}", pki::handlers::ocsp_get),
     ]
 }
 
@@ -457,14 +463,18 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let listening = [public_listener.try_clone()?, admin_listener.try_clone()?];
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     if config.oauth2.issuer.is_empty() {
         // The OAuth2 issuer defaults to the public listener as bound.
-        let scheme = if config.tls.enabled() {
-            "https"
-        } else {
-            "http"
-        };
         config.oauth2.issuer = format!("{scheme}://{public_addr}");
+    }
+    if config.pki.base_url.is_empty() {
+        // Certificates must name a URL that answers: this node's, as bound.
+        config.pki.base_url = format!("{scheme}://{public_addr}");
     }
     let workers = threads_or_cores(config.server.workers);
     let body_limit = config.server.max_body_bytes;
@@ -554,12 +564,14 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
         std::time::Duration::from_secs(services.config.lifecycle.notice_interval_secs.max(60));
     let notice_task = tokio::spawn(crate::notices::scheduler(services.clone(), notice_interval));
     let mail_task = tokio::spawn(crate::mail::sender::run(services.clone()));
+    let pki_task = tokio::spawn(crate::pki::watch(services.clone()));
 
     let (public_handle, admin_handle) = (public.handle(), admin.handle());
     let servers = tokio::spawn(async move {
         let (a, b) = tokio::join!(public, admin);
         notice_task.abort();
         mail_task.abort();
+        pki_task.abort();
         for result in [a, b] {
             if let Err(e) = result {
                 tracing::error!(error = %e, "server stopped with an error");

@@ -61,6 +61,7 @@ pub struct Config {
     pub oauth2: OAuth2Config,
     pub web: WebConfig,
     pub tsa: TsaConfig,
+    pub pki: PkiConfig,
 }
 
 /// How the SMTP connection is protected.
@@ -134,6 +135,28 @@ impl OAuth2Config {
 pub struct WebConfig {
     /// A page session ends after this long without a request.
     pub session_idle_secs: u64,
+}
+
+/// What relying parties see: CRL, OCSP, the URLs certificates name, the qualified profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiConfig {
+    /// Public base URL of the `/pki/...` endpoints, named in every certificate's AIA and CRL
+    /// distribution points; empty: `http(s)://<public listener address>`.
+    pub base_url: String,
+    /// nextUpdate − thisUpdate of each CRL; a CRL is re-issued at half of it at the latest.
+    pub crl_validity_secs: u64,
+    /// How often each node polls the certificate status version in PostgreSQL.
+    pub status_poll_ms: u64,
+    /// nextUpdate of an OCSP response, and how long a signed "good" answer (no nonce) is
+    /// reused.
+    pub ocsp_validity_secs: u64,
+    /// Validity of the OCSP responder certificate; re-issued in its last third.
+    pub ocsp_responder_days: u32,
+    /// QcPDS (ETSI EN 319 412-5): the PKI disclosure statement's URL (English).
+    pub pds_url: String,
+    /// Certificate policy OIDs of signing certificates (e.g. QCP-n-qscd 0.4.0.194112.1.2).
+    pub signing_policy_oids: Vec<String>,
 }
 
 /// TLS of the two listeners. Off (plain HTTP) while `cert_file` is empty.
@@ -464,6 +487,34 @@ impl Config {
             return invalid(
                 "tls.admin_client_ca_file",
                 "client certificates need TLS: set tls.cert_file and tls.key_file",
+            );
+        }
+        let pki = &self.pki;
+        if pki.crl_validity_secs < 60
+            || !(10..=60_000).contains(&pki.status_poll_ms)
+            || pki.ocsp_validity_secs == 0
+            || pki.ocsp_responder_days == 0
+        {
+            return invalid(
+                "pki",
+                "crl_validity_secs >= 60, status_poll_ms 10 to 60000, ocsp_validity_secs and ocsp_responder_days positive",
+            );
+        }
+        let web_url = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if !(pki.base_url.is_empty() || web_url(&pki.base_url)) {
+            return invalid("pki.base_url", "empty or an http(s):// URL");
+        }
+        if !web_url(&pki.pds_url) {
+            return invalid("pki.pds_url", "an http(s):// URL");
+        }
+        if pki
+            .signing_policy_oids
+            .iter()
+            .any(|oid| crate::der::parse_oid(oid).is_none())
+        {
+            return invalid(
+                "pki.signing_policy_oids",
+                "dotted OIDs, e.g. 0.4.0.194112.1.2",
             );
         }
         if !self.redis.ca_file.as_os_str().is_empty()

@@ -157,6 +157,82 @@ pub fn assemble_certificate(tbs: &[u8], alg: &[u8], signature: &[u8]) -> Vec<u8>
     tlv(0x30, &[tbs, alg, &tlv(0x03, &bits)].concat())
 }
 
+/// The arcs of a dotted OID string (`None` unless at least two numeric arcs).
+pub fn parse_oid(dotted: &str) -> Option<Vec<u64>> {
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect::<Option<_>>()?;
+    (arcs.len() >= 2 && arcs.first().is_some_and(|a| *a <= 2)).then_some(arcs)
+}
+
+/// DER INTEGER of the unsigned big-endian `bytes` (leading zeros dropped, a 0x00 added where
+/// the top bit is set).
+pub fn uint(bytes: &[u8]) -> Vec<u8> {
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    let significant = bytes.get(skip..).unwrap_or_default();
+    let mut body = Vec::with_capacity(significant.len() + 1);
+    if significant.first().is_none_or(|b| b & 0x80 != 0) {
+        body.push(0);
+    }
+    body.extend_from_slice(significant);
+    tlv(0x02, &body)
+}
+
+/// DER GeneralizedTime (`YYYYMMDDHHMMSSZ`, UTC, whole seconds).
+pub fn generalized_time(t: time::OffsetDateTime) -> Vec<u8> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(0x18, text.as_bytes())
+}
+
+/// RFC 5280 Time: UTCTime up to 2049, GeneralizedTime from 2050.
+pub fn x509_time(t: time::OffsetDateTime) -> Vec<u8> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    if t.year() >= 2050 || t.year() < 1950 {
+        return generalized_time(t);
+    }
+    let text = format!(
+        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year() % 100,
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(0x17, text.as_bytes())
+}
+
+/// An X.509 Extension: `SEQUENCE { extnID, critical (only when true), extnValue }`.
+pub fn extension(arcs: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
+    let mut body = oid(arcs);
+    if critical {
+        body.extend_from_slice(&[0x01, 0x01, 0xff]);
+    }
+    body.extend(tlv(0x04, value));
+    tlv(0x30, &body)
+}
+
+/// The contents of the BIT STRING `subjectPublicKey` of a SubjectPublicKeyInfo (what a
+/// key identifier or an OCSP key hash is computed over).
+pub fn spki_key_bits(spki: &[u8]) -> Option<&[u8]> {
+    let parts = elements(content(spki)?)?;
+    let bits = parts.get(1)?;
+    if tag(bits)? != 0x03 {
+        return None;
+    }
+    content(bits)?.get(1..)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +277,25 @@ mod tests {
         assert_eq!(oid_string(&[0x06, 0x01, 0x86]), None, "unterminated arc");
         let seq = tlv(0x30, &[oid(&[1, 2]), vec![0x05, 0x00]].concat());
         assert_eq!(elements(content(&seq).unwrap()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn integers_times_and_dotted_oids_encode() {
+        assert_eq!(uint(&[0x00, 0x00, 0x7f]), [0x02, 0x01, 0x7f]);
+        assert_eq!(uint(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(uint(&[]), [0x02, 0x01, 0x00]);
+        let t = time::macros::datetime!(2026-12-01 23:05:09 UTC);
+        assert_eq!(generalized_time(t), tlv(0x18, b"20261201230509Z"));
+        assert_eq!(x509_time(t), tlv(0x17, b"261201230509Z"));
+        let late = time::macros::datetime!(2051-01-02 03:04:05 UTC);
+        assert_eq!(x509_time(late), tlv(0x18, b"20510102030405Z"));
+        assert_eq!(
+            parse_oid("0.4.0.194112.1.2"),
+            Some(vec![0, 4, 0, 194112, 1, 2])
+        );
+        assert_eq!(parse_oid("1"), None);
+        assert_eq!(parse_oid("1.x.3"), None);
+        assert_eq!(parse_oid("7.1"), None);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::db::DbError;
 use crate::kv::KvError;
 use crate::mail::{self, Message, StatusChange};
 use crate::model::{Credential, CredentialStatus, Operator};
+use crate::pki::RevocationReason;
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,7 @@ pub async fn change_status(
     id: Uuid,
     change: OperatorChange,
     reason: &str,
+    crl_reason: Option<RevocationReason>,
     operator: &Operator,
 ) -> Result<CredentialStatus, LifecycleError> {
     let action = match change {
@@ -109,7 +111,8 @@ pub async fn change_status(
         sad::release(&services.kv, user_id, id).await?;
         touched = Some(false);
     }
-    let outcome = match apply_and_notify(services, &credential, change, reason).await {
+    let code = crl_reason.map(RevocationReason::code);
+    let outcome = match apply_and_notify(services, &credential, change, reason, code).await {
         Ok(outcome) => outcome,
         Err(err) => {
             // Nothing committed: put Redis back as PostgreSQL still has it.
@@ -135,6 +138,14 @@ pub async fn change_status(
         || (outcome.is_none() && credential.status == CredentialStatus::Revoked);
     if matches!(change, OperatorChange::Revoke) && revoked {
         destroy_key(services, id, &operator.name).await;
+    }
+    if outcome.is_some() {
+        // Relying parties learn it now from this node (OCSP, CRL), and from the others at
+        // their next status poll.
+        if let Err(e) = services.pki.refresh(&services.db, &services.ca).await {
+            tracing::error!(credential_id = %id, error = %e,
+                "certificate status refresh after a status change failed; the next poll retries");
+        }
     }
     audited?;
     match outcome {
@@ -166,11 +177,13 @@ async fn apply_and_notify(
     credential: &Credential,
     change: OperatorChange,
     reason: &str,
+    crl_reason: Option<i16>,
 ) -> Result<Option<CredentialStatus>, LifecycleError> {
     let mut client = services.db.get().await.map_err(DbError::from)?;
     let tx = client.transaction().await.map_err(DbError::from)?;
     let outcome =
-        repo::apply_operator_change_on(&tx, credential.credential_id, change, reason).await?;
+        repo::apply_operator_change_on(&tx, credential.credential_id, change, reason, crl_reason)
+            .await?;
     if outcome.is_some() {
         let change = match change {
             OperatorChange::Suspend => StatusChange::Suspended,

@@ -45,6 +45,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("mail: {0}")]
     Mail(#[from] crate::mail::MailError),
+    #[error("PKI: {0}")]
+    Pki(#[from] crate::pki::PkiError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -60,6 +62,8 @@ pub struct Services {
     pub ca: Ca,
     /// The RFC 3161 time-stamping authority; `None` when `tsa.enabled` is false.
     pub tsa: Option<Tsa>,
+    /// Certificate status for relying parties (OCSP, CRL), served from memory.
+    pub pki: crate::pki::Pki,
     pub pins: PinVault,
     /// Authenticates SADs in Redis (its key derived in the HSM).
     pub sad_seal: SadSeal,
@@ -102,13 +106,14 @@ impl Services {
             let pins = PinVault::ensure(&hsm).await?;
             let sad_seal = SadSeal::ensure(&hsm).await?;
             let audit_chain = ChainKey::ensure(&hsm).await?;
-            let ca = Ca::ensure(&db, &hsm, &config.ca).await?;
+            let ca = Ca::ensure(&db, &hsm, &config.ca, &config.pki).await?;
+            let pki = crate::pki::Pki::ensure(&db, &hsm, &ca, &config.pki).await?;
             let secrets = Secrets::ensure(&hsm, config.security.token_secret.expose()).await?;
             let tsa = match config.tsa.enabled {
                 true => Some(Tsa::ensure(&db, &hsm, &ca, &config.tsa).await?),
                 false => None,
             };
-            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, secrets, tsa))
+            Ok::<_, StartError>((pins, sad_seal, audit_chain, ca, pki, secrets, tsa))
         }
         .await;
         lock.execute(
@@ -117,7 +122,9 @@ impl Services {
         )
         .await
         .map_err(DbError::from)?;
-        let (pins, sad_seal, audit_chain, ca, secrets, tsa) = own_objects?;
+        let (pins, sad_seal, audit_chain, ca, pki, secrets, tsa) = own_objects?;
+        // The status and the CRL are ready before the first request.
+        pki.refresh(&db, &ca).await?;
         let audit_chain = Arc::new(audit_chain);
         let secrets = Arc::new(secrets);
         let keys = hsm.preload_keys().await?;
@@ -141,6 +148,7 @@ impl Services {
             hsm,
             ca,
             tsa,
+            pki,
             pins,
             sad_seal,
             otp,

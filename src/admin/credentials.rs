@@ -26,8 +26,21 @@ async fn change(
     change: OperatorChange,
 ) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&path)?;
+    if body.reason_code.is_some() && change != OperatorChange::Revoke {
+        return Err(ApiError::invalid_request(
+            "reason_code: only a revocation takes one (a suspension is certificateHold)",
+        ));
+    }
     let operator = operator(&services, origin);
-    let status = lifecycle::change_status(&services, id, change, &body.reason, &operator).await?;
+    let status = lifecycle::change_status(
+        &services,
+        id,
+        change,
+        &body.reason,
+        body.reason_code,
+        &operator,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(StatusResponse {
         credential_id: id,
         status: status.as_str(),

@@ -121,6 +121,10 @@ impl From<CreatedCredential> for CreateCredentialResponse {
 pub struct StatusChangeRequest {
     #[serde(deserialize_with = "text::<PROSE, _>")]
     pub reason: String,
+    /// The CRLReason of a revocation (CRL and OCSP); unspecified when absent. Only revoke
+    /// takes one: a suspension is certificateHold.
+    #[serde(default)]
+    pub reason_code: Option<crate::pki::RevocationReason>,
 }
 
 #[derive(Serialize)]

@@ -1011,6 +1011,16 @@ async fn main() -> Result<()> {
             .build()?,
         env: env.clone(),
     });
+    if std::env::var("BENCH_OCSP").is_ok_and(|v| v == "1") {
+        // `scripts/bench --ocsp`: the OCSP responder alone.
+        let figures = ocsp_bench(&client).await?;
+        if let Some(dir) = env.report.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&env.report, serde_json::to_string_pretty(&figures)?)?;
+        println!("report: {}", env.report.display());
+        return Ok(());
+    }
     let ctx = pkcs11(&env.module)?;
     if std::env::var("BENCH_TSA").is_ok_and(|v| v == "1") {
         return tsa_bench(&client, &env, &ctx).await;
@@ -1375,4 +1385,140 @@ fn raw_key_sps(
         t.join().map_err(|_| "raw thread panicked")??;
     }
     Ok(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// An OCSPRequest (SHA-1 CertID) for `leaf` issued by `issuer`, with a random 16-byte nonce
+/// when `nonce`.
+fn ocsp_request(
+    leaf: &openssl::x509::X509,
+    issuer: &openssl::x509::X509,
+    nonce: bool,
+) -> Result<Vec<u8>> {
+    use openssl::hash::{hash, MessageDigest};
+    use sigillo::der;
+    let spki = issuer.public_key()?.public_key_to_der()?;
+    let key = der::spki_key_bits(&spki).ok_or("issuer key")?;
+    let serial = leaf.serial_number().to_bn()?.to_vec();
+    let cert_id = der::tlv(
+        0x30,
+        &[
+            der::tlv(
+                0x30,
+                &[der::oid(&[1, 3, 14, 3, 2, 26]), vec![0x05, 0x00]].concat(),
+            ),
+            der::tlv(
+                0x04,
+                &hash(MessageDigest::sha1(), &issuer.subject_name().to_der()?)?,
+            ),
+            der::tlv(0x04, &hash(MessageDigest::sha1(), key)?),
+            der::uint(&serial),
+        ]
+        .concat(),
+    );
+    let mut tbs = der::tlv(0x30, &der::tlv(0x30, &cert_id));
+    if nonce {
+        let mut value = [0u8; 16];
+        openssl::rand::rand_bytes(&mut value)?;
+        let ext = der::extension(
+            &[1, 3, 6, 1, 5, 5, 7, 48, 1, 2],
+            false,
+            &der::tlv(0x04, &value),
+        );
+        tbs.extend(der::tlv(0xa2, &der::tlv(0x30, &ext)));
+    }
+    Ok(der::tlv(0x30, &der::tlv(0x30, &tbs)))
+}
+
+/// `POST /pki/ocsp` as bytes ready to write.
+fn ocsp_http(host: &str, body: &[u8]) -> bytes::Bytes {
+    let mut req = format!(
+        "POST /pki/ocsp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/ocsp-request\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req.into()
+}
+
+/// OCSP responses/s, closed loop on `concurrency` connections for `seconds`: with a fresh
+/// nonce per request (each answer signed in the HSM), and without (the reused "good" answer).
+async fn ocsp_bench(c: &Client) -> Result<Value> {
+    let subject = c.subject("ec-p256").await?;
+    let info = c
+        .ok(
+            format!("{}/csc/v2/credentials/info", c.env.public),
+            Some(&subject.token),
+            &json!({ "credentialID": subject.credential, "certificates": "chain" }),
+            200,
+        )
+        .await?;
+    let chain: Vec<openssl::x509::X509> = info["cert"]["certificates"]
+        .as_array()
+        .ok_or("no chain")?
+        .iter()
+        .map(|b64| -> Result<openssl::x509::X509> {
+            Ok(openssl::x509::X509::from_der(
+                &STANDARD.decode(b64.as_str().ok_or("not a string")?)?,
+            )?)
+        })
+        .collect::<Result<_>>()?;
+    let (leaf, issuer) = (
+        chain.first().ok_or("no leaf")?,
+        chain.get(1).ok_or("no issuer")?,
+    );
+    let host = host_of(&c.env.public).to_owned();
+    let concurrency = (c.env.workers * 8).max(16);
+    let mut figures = serde_json::Map::new();
+    for nonce in [true, false] {
+        // Pre-built requests: distinct nonces, so that nothing but the signature repeats.
+        let requests: Arc<Vec<bytes::Bytes>> = Arc::new(
+            (0..if nonce { 4096 } else { 1 })
+                .map(|_| Ok(ocsp_http(&host, &ocsp_request(leaf, issuer, nonce)?)))
+                .collect::<Result<_>>()?,
+        );
+        let deadline = Instant::now() + Duration::from_secs_f64(c.env.seconds);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..concurrency {
+            let (host, requests) = (host.clone(), requests.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut wire = Wire::connect(&host).await?;
+                let (mut ok, mut errors, mut i) = (0u64, 0u64, t);
+                while Instant::now() < deadline {
+                    let request = requests.get(i % requests.len()).ok_or("no request")?;
+                    i += concurrency;
+                    // responseStatus successful, then the basic response type's OID.
+                    match wire.round_trip(request, &[0x0a, 0x01, 0x00, 0xa0]).await? {
+                        (200, true) => ok += 1,
+                        _ => errors += 1,
+                    }
+                }
+                Ok::<_, BoxError>((ok, errors))
+            }));
+        }
+        let (mut ok, mut errors) = (0u64, 0u64);
+        for task in tasks {
+            let (o, e) = task.await??;
+            ok += o;
+            errors += e;
+        }
+        let rate = ok as f64 / started.elapsed().as_secs_f64();
+        let what = if nonce {
+            "with nonce (signed per request)"
+        } else {
+            "without nonce (reused good answer)"
+        };
+        println!("OCSP responses/s {what}: {rate:.0} ({concurrency} connections, {errors} errors)");
+        figures.insert(
+            if nonce {
+                "ocsp_nonce_per_s"
+            } else {
+                "ocsp_cached_per_s"
+            }
+            .into(),
+            json!(rate.round()),
+        );
+    }
+    Ok(Value::Object(figures))
 }

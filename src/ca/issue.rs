@@ -59,21 +59,99 @@ pub(super) fn asn1_time(t: OffsetDateTime) -> Result<Asn1Time, CaError> {
     Ok(Asn1Time::from_unix(t.unix_timestamp())?)
 }
 
-/// ETSI EN 319 412-5 QCStatements: QcCompliance, QcSSCD, QcType = esign.
-fn qc_statements() -> Result<X509Extension, CaError> {
+/// ETSI EN 319 412-5 QCStatements: QcCompliance, QcSSCD, QcType = esign, QcPDS (`pds_url`,
+/// English), and the EN 319 412-1 semantics identifier of a natural person (the subject's
+/// serialNumber is `TINIT-<fiscal code>`).
+fn qc_statements(pds_url: &str) -> Result<X509Extension, CaError> {
     let etsi = |tail: &[u64]| der::oid(&[&[0, 4, 0, 1862, 1][..], tail].concat());
+    let pds = der::tlv(
+        0x30,
+        &der::tlv(
+            0x30,
+            &[der::tlv(0x16, pds_url.as_bytes()), der::tlv(0x13, b"en")].concat(),
+        ),
+    );
+    let natural_person = der::tlv(0x30, &der::oid(&[0, 4, 0, 194121, 1, 1]));
     let statements = der::tlv(
         0x30,
         &[
             der::tlv(0x30, &etsi(&[1])),
             der::tlv(0x30, &etsi(&[4])),
             der::tlv(0x30, &[etsi(&[6]), der::tlv(0x30, &etsi(&[6, 1]))].concat()),
+            der::tlv(0x30, &[etsi(&[5]), pds].concat()),
+            der::tlv(
+                0x30,
+                &[der::oid(&[1, 3, 6, 1, 5, 5, 7, 11, 2]), natural_person].concat(),
+            ),
         ]
         .concat(),
     );
-    let oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.3")?;
-    let value = Asn1OctetString::new_from_bytes(&statements)?;
-    Ok(X509Extension::new_from_der(&oid, false, &value)?)
+    raw_extension("1.3.6.1.5.5.7.1.3", false, &statements)
+}
+
+/// An extension from its DER value.
+pub(super) fn raw_extension(
+    oid: &str,
+    critical: bool,
+    value: &[u8],
+) -> Result<X509Extension, CaError> {
+    let oid = Asn1Object::from_str(oid)?;
+    let value = Asn1OctetString::new_from_bytes(value)?;
+    Ok(X509Extension::new_from_der(&oid, critical, &value)?)
+}
+
+/// authorityInfoAccess: the OCSP responder and the issuing CA's certificate.
+fn authority_info_access(urls: &PkiUrls) -> Result<X509Extension, CaError> {
+    let access = |method: u64, url: &str| {
+        der::tlv(
+            0x30,
+            &[
+                der::oid(&[1, 3, 6, 1, 5, 5, 7, 48, method]),
+                der::tlv(0x86, url.as_bytes()),
+            ]
+            .concat(),
+        )
+    };
+    let value = der::tlv(
+        0x30,
+        &[access(1, &urls.ocsp), access(2, &urls.ca_issuers)].concat(),
+    );
+    raw_extension("1.3.6.1.5.5.7.1.1", false, &value)
+}
+
+/// cRLDistributionPoints: one point, the issuing CA's CRL (fullName URI).
+fn crl_distribution_points(urls: &PkiUrls) -> Result<X509Extension, CaError> {
+    let full_name = der::tlv(0xa0, &der::tlv(0x86, urls.crl.as_bytes()));
+    let value = der::tlv(0x30, &der::tlv(0x30, &der::tlv(0xa0, &full_name)));
+    raw_extension("2.5.29.31", false, &value)
+}
+
+/// certificatePolicies: the configured policy OIDs (no qualifiers).
+fn certificate_policies(oids: &[Vec<u64>]) -> Result<X509Extension, CaError> {
+    let policies: Vec<u8> = oids
+        .iter()
+        .flat_map(|arcs| der::tlv(0x30, &der::oid(arcs)))
+        .collect();
+    raw_extension("2.5.29.32", false, &der::tlv(0x30, &policies))
+}
+
+/// The URLs a certificate issued by the issuing CA names, from `pki.base_url`.
+#[derive(Debug, Clone)]
+pub struct PkiUrls {
+    pub ocsp: String,
+    pub ca_issuers: String,
+    pub crl: String,
+}
+
+impl PkiUrls {
+    pub fn new(base_url: &str) -> PkiUrls {
+        let base = base_url.trim_end_matches('/');
+        PkiUrls {
+            ocsp: format!("{base}/pki/ocsp"),
+            ca_issuers: format!("{base}/pki/ca/{}.cer", super::ISSUING_NAME),
+            crl: format!("{base}/pki/crl/{}.crl", super::ISSUING_NAME),
+        }
+    }
 }
 
 /// A builder for a CA certificate (root when `issuer` is `None`).
@@ -139,7 +217,7 @@ pub(super) async fn sign_in_hsm(
 }
 
 /// Signs `tbs` (SHA-384, ECDSA) with the CA key `key_id` and assembles the certificate.
-async fn finish_in_hsm(
+pub(super) async fn finish_in_hsm(
     hsm: &Hsm,
     key_id: Vec<u8>,
     tbs: &[u8],
@@ -159,7 +237,7 @@ async fn finish_in_hsm(
 }
 
 /// The TBSCertificate and signature AlgorithmIdentifier (ecdsa-with-SHA384) of `builder`.
-fn to_be_signed(
+pub(super) fn to_be_signed(
     mut builder: X509Builder,
     placeholder: &PKey<Private>,
 ) -> Result<(Vec<u8>, Vec<u8>), CaError> {
@@ -169,10 +247,20 @@ fn to_be_signed(
     Ok((tbs.to_vec(), alg.to_vec()))
 }
 
+/// What a subscriber certificate names beyond its subject: the status URLs and the qualified
+/// profile's PDS and policies.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub urls: PkiUrls,
+    pub pds_url: String,
+    pub policies: Vec<Vec<u64>>,
+}
+
 /// A builder for a subscriber certificate issued by `issuing`.
 fn leaf_builder(
     req: &IssueRequest,
     config: &CaConfig,
+    profile: &Profile,
     issuing: &X509,
 ) -> Result<(X509Builder, String, String), CaError> {
     let subject = Subject {
@@ -200,7 +288,10 @@ fn leaf_builder(
         Purpose::Signing => {
             // A signing certificate is for non-repudiation only: it cannot authenticate.
             b.append_extension(KeyUsage::new().critical().non_repudiation().build()?)?;
-            b.append_extension(qc_statements()?)?;
+            b.append_extension(qc_statements(&profile.pds_url)?)?;
+            if !profile.policies.is_empty() {
+                b.append_extension(certificate_policies(&profile.policies)?)?;
+            }
         }
         Purpose::Authentication => {
             b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
@@ -213,6 +304,9 @@ fn leaf_builder(
         .keyid(true)
         .build(&b.x509v3_context(Some(issuing), None))?;
     b.append_extension(aki)?;
+    // Where relying parties learn the status and find the issuer.
+    b.append_extension(authority_info_access(&profile.urls)?)?;
+    b.append_extension(crl_distribution_points(&profile.urls)?)?;
     Ok((b, serial_hex, subject_dn))
 }
 
@@ -220,12 +314,13 @@ impl Ca {
     /// Issues a credential certificate signed by the issuing CA key in the HSM.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, CaError> {
         let config = self.config.clone();
+        let profile = self.profile.clone();
         let issuing = self.issuing.clone();
         let placeholder = self.placeholder.clone();
         let request = req.clone();
         // Building and encoding is CPU work: keep it off the async executor.
         let (tbs, alg, serial_number, subject_dn) = tokio::task::spawn_blocking(move || {
-            let (builder, serial, dn) = leaf_builder(&request, &config, &issuing)?;
+            let (builder, serial, dn) = leaf_builder(&request, &config, &profile, &issuing)?;
             let (tbs, alg) = to_be_signed(builder, &placeholder)?;
             Ok::<_, CaError>((tbs, alg, serial, dn))
         })

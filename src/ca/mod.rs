@@ -8,17 +8,19 @@
 
 mod dn;
 mod issue;
+mod responder;
 mod service;
 
 pub use dn::rfc4514;
-pub use issue::{IssueRequest, Issued};
+pub use issue::{IssueRequest, Issued, PkiUrls};
+pub use responder::ECDSA_SHA384;
 
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::config::CaConfig;
+use crate::config::{CaConfig, PkiConfig};
 use crate::db::{repo, Db, DbError};
 use crate::hsm::{Hsm, HsmError, KeyAlgo};
 
@@ -40,6 +42,10 @@ pub enum CaError {
 
 const ROOT: &str = "ca-root";
 const ISSUING: &str = "ca-issuing";
+/// The issuing CA's name in `ca_certificates`, the CRL and the caIssuers URLs.
+pub const ISSUING_NAME: &str = "issuing";
+/// The root's name in `ca_certificates` and its URL.
+pub const ROOT_NAME: &str = "root";
 
 /// The loaded CA: certificates in memory, keys in the HSM.
 pub struct Ca {
@@ -51,6 +57,7 @@ pub struct Ca {
     /// the to-be-signed bytes carry the right AlgorithmIdentifier. Never a trust anchor.
     placeholder: PKey<Private>,
     config: CaConfig,
+    profile: issue::Profile,
 }
 
 fn placeholder_key() -> Result<PKey<Private>, CaError> {
@@ -61,7 +68,13 @@ fn placeholder_key() -> Result<PKey<Private>, CaError> {
 impl Ca {
     /// Loads the CA, creating keys and certificates on first start. Callers hold the start-up
     /// lock so that two nodes never create two CAs.
-    pub async fn ensure(db: &Db, hsm: &Hsm, config: &CaConfig) -> Result<Ca, CaError> {
+    /// `pki.base_url` must be resolved (not empty) for the URLs certificates name.
+    pub async fn ensure(
+        db: &Db,
+        hsm: &Hsm,
+        config: &CaConfig,
+        pki: &PkiConfig,
+    ) -> Result<Ca, CaError> {
         let placeholder = placeholder_key()?;
         let root_spki = hsm.ensure_own_key_pair(ROOT, KeyAlgo::EcP384).await?;
         let issuing_spki = hsm.ensure_own_key_pair(ISSUING, KeyAlgo::EcP384).await?;
@@ -105,6 +118,15 @@ impl Ca {
             issuing_key_id: hsm.own_key_id(ISSUING),
             placeholder,
             config: config.clone(),
+            profile: issue::Profile {
+                urls: PkiUrls::new(&pki.base_url),
+                pds_url: pki.pds_url.clone(),
+                policies: pki
+                    .signing_policy_oids
+                    .iter()
+                    .filter_map(|oid| crate::der::parse_oid(oid))
+                    .collect(),
+            },
         })
     }
 
@@ -116,5 +138,10 @@ impl Ca {
     /// The issuing CA certificate.
     pub fn issuing(&self) -> &X509 {
         &self.issuing
+    }
+
+    /// The URLs the certificates issued from now on name (AIA, CRL distribution point).
+    pub fn urls(&self) -> &PkiUrls {
+        &self.profile.urls
     }
 }

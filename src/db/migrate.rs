@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "audit_chain",
         include_str!("../../migrations/0006_audit_chain.sql"),
     ),
+    (
+        7,
+        "pki_status",
+        include_str!("../../migrations/0007_pki_status.sql"),
+    ),
     (8, "tsa", include_str!("../../migrations/0008_tsa.sql")),
     (
         9,

@@ -27,6 +27,7 @@ mod oauth2;
 mod ops;
 mod otp;
 mod pin_race;
+mod pki;
 mod postgres_outage;
 mod pyhanko;
 mod redis_stall;

@@ -225,7 +225,7 @@ pub async fn activate(db: &Db, id: Uuid, pin_hmac: &[u8]) -> Result<bool, DbErro
 /// when the credential was not in a state the change applies to. A suspension or revocation
 /// bumps the credential's generation: no SAD issued before it signs again, even after a
 /// resumption (the durable half of the Redis hold).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperatorChange {
     /// inactive | active | pin_blocked → suspended (the state is remembered).
     Suspend,
@@ -241,16 +241,19 @@ pub async fn apply_operator_change(
     change: OperatorChange,
     reason: &str,
 ) -> Result<Option<CredentialStatus>, DbError> {
-    apply_operator_change_on(&db.get().await?, id, change, reason).await
+    apply_operator_change_on(&db.get().await?, id, change, reason, None).await
 }
 
 /// [`apply_operator_change`] on a given connection or transaction (one that also queues the
-/// change's e-mail notice).
+/// change's e-mail notice), with the CRLReason code of a revocation (`None`: unspecified),
+/// which the certificate status trigger of migration 0007 copies to the credential's
+/// certificates in the same transaction.
 pub async fn apply_operator_change_on(
     client: &impl deadpool_postgres::GenericClient,
     id: Uuid,
     change: OperatorChange,
     reason: &str,
+    crl_reason: Option<i16>,
 ) -> Result<Option<CredentialStatus>, DbError> {
     let sql = match change {
         OperatorChange::Suspend => {
@@ -265,11 +268,14 @@ pub async fn apply_operator_change_on(
         }
         OperatorChange::Revoke => {
             "UPDATE credentials SET status = 'revoked', suspended_from = NULL, status_reason = $2, \
-                 generation = generation + 1 \
+                 generation = generation + 1, crl_reason = $3 \
              WHERE credential_id = $1 AND status <> 'revoked' RETURNING status"
         }
     };
-    let row = client.query_opt(sql, &[&id, &reason]).await?;
+    let row = match change {
+        OperatorChange::Revoke => client.query_opt(sql, &[&id, &reason, &crl_reason]).await?,
+        _ => client.query_opt(sql, &[&id, &reason]).await?,
+    };
     row.map(|r| {
         let status: String = r.try_get("status")?;
         status

@@ -6,6 +6,7 @@ pub mod coupons;
 pub mod credentials;
 pub mod notices;
 pub mod oauth2_clients;
+pub mod pki;
 pub mod sads;
 pub mod tsa;
 pub mod users;

@@ -246,7 +246,15 @@ async fn expiry_and_pin_notices_arrive_over_smtp_in_the_users_language() {
     assert!(m.text.contains("Gentile Mario Rossi"), "{}", m.text);
     assert_eq!(m.header("To"), Some("mario.rossi@example.org"));
     assert_eq!(m.header("From"), Some("sigillo <noreply@sigillo.example>"));
-    let rows = outbox_of(&app, &user.user_id).await;
+    // The SMTP server has the message; the sender marks the row sent just after its reply.
+    let mut rows = outbox_of(&app, &user.user_id).await;
+    for _ in 0..50 {
+        if rows.len() != 1 || rows[0].1.status == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        rows = outbox_of(&app, &user.user_id).await;
+    }
     assert_eq!(rows.len(), 1);
     let (mail_id, row) = &rows[0];
     assert_eq!(

@@ -533,11 +533,27 @@ pub fn hsm_session() -> cryptoki::session::Session {
     use cryptoki::types::AuthPin;
     let ctx = sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE"))).unwrap();
     let label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
+    // SoftHSM2 reads the token's files for C_GetTokenInfo and may answer CKR_GENERAL_ERROR
+    // while another process (a gateway of a parallel test) is writing them: ask again.
+    let token_label = |s: cryptoki::slot::Slot| {
+        (0..20)
+            .find_map(|_| {
+                let info = ctx.get_token_info(s).ok();
+                if info.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                info
+            })
+            .expect("C_GetTokenInfo")
+            .label()
+            .trim_end()
+            .to_owned()
+    };
     let slot = ctx
         .get_slots_with_token()
         .unwrap()
         .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .find(|s| token_label(*s) == label)
         .unwrap();
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(

@@ -1,33 +1,16 @@
 //! Certificates chain to the gateway root (checked by the openssl command line) and carry the
 //! key usage of their purpose.
 
-use std::process::Command;
-
 use openssl::x509::X509;
 use sigillo::db::repo;
 use uuid::Uuid;
 
-use crate::support::{env, random_suffix, TestApp};
+use crate::support::{env, openssl, random_suffix, TestApp};
 
 fn write_pem(dir: &std::path::Path, name: &str, der: &[u8]) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, X509::from_der(der).unwrap().to_pem().unwrap()).unwrap();
     path
-}
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl CLI");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@
 //! profile.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -17,22 +16,7 @@ use sigillo::db::repo;
 use sigillo::der;
 use uuid::Uuid;
 
-use crate::support::{env, random_suffix, TestApp};
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl CLI");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use crate::support::{env, openssl, random_suffix, TestApp};
 
 fn write_pem(dir: &Path, name: &str, der: &[u8]) -> String {
     let path = dir.join(name);

@@ -873,3 +873,19 @@ pub fn gateway_command(
     }
     command
 }
+
+/// Runs the openssl CLI: whether it succeeded, and what it printed (stdout, then stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl CLI");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

@@ -5,31 +5,15 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::Command;
 
 use openssl::x509::X509;
 use reqwest::StatusCode;
 use serde_json::json;
 use sigillo::der;
 
-use crate::support::{assert_error, env, random_suffix, test_config, unb64, TestApp};
+use crate::support::{assert_error, env, openssl, random_suffix, test_config, unb64, TestApp};
 
 const POLICY: &str = "1.3.6.1.4.1.99999.1.1";
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl CLI");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// A fresh directory holding the CA chain and the TSA certificate as PEM, and a data file.
 struct Files {

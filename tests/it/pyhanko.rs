@@ -88,10 +88,12 @@ fn pades(args: &[&str]) -> (bool, Value, String) {
 
 /// PAdES end to end with pyHanko, status fetched from sigillo's OCSP/CRL with revocation
 /// checking hard-fail: a B-LTA signature (signature timestamp from sigillo's TSA, validation
-/// info in the DSS, a document timestamp) and a B-B one (neither) both validate; after the
-/// credential is revoked the B-LTA one still validates from its embedded data at its
-/// timestamp's time, the B-B one validated now is reported revoked, and pyHanko can sign no
-/// more (refused with invalid_request).
+/// info in the DSS, a document timestamp) and a B-B one (neither) both validate; pyHanko's
+/// PAdES long-term validation (EN 319 102-1 § 5.6.3) passes for the B-LTA one. After the
+/// credential is revoked the B-LTA one still validates from its embedded data alone at its
+/// timestamp's time, and still passes the long-term validation (validated now it is revoked,
+/// but after its timestamp); the B-B one validated now is reported revoked; pyHanko can sign
+/// no more (refused with invalid_request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
     let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
@@ -102,6 +104,9 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
     let root = dir.join("root.pem");
     std::fs::write(&root, app.services().ca.root().to_pem().unwrap()).unwrap();
     let root = root.to_str().unwrap().to_owned();
+    let issuing = dir.join("issuing.pem");
+    std::fs::write(&issuing, app.services().ca.issuing().to_pem().unwrap()).unwrap();
+    let issuing = issuing.to_str().unwrap().to_owned();
     let outbox = app.config.otp.outbox_path.to_str().unwrap().to_owned();
     let lt = dir.join("b-lta.pdf").to_str().unwrap().to_owned();
     let bb = dir.join("b-b.pdf").to_str().unwrap().to_owned();
@@ -144,8 +149,9 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
         "signature + document timestamp: {signed}"
     );
     assert!(signed["fetched"]["ocsp"].as_u64().unwrap() >= 1, "{signed}");
-    let (ok, got, out) = validate(&lt, "valid", &[]);
+    let (ok, got, out) = validate(&lt, "valid", &["--ades-lta", &issuing]);
     assert!(ok, "B-LTA, fetched status, hard-fail:\n{out}");
+    assert_eq!(got["ades_lta"]["status"], "PASSED", "{got}");
     assert_eq!(got["timestamped"], true, "{got}");
     assert_eq!(got["document_timestamps"], 1, "{got}");
     assert!(
@@ -177,6 +183,14 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
     assert!(ok, "B-LTA after the revocation, embedded data only:\n{out}");
     assert_eq!(got["revoked"], false, "{got}");
     assert_eq!(got["timestamped"], true, "{got}");
+    // Validated now with fetching, its certificate is revoked; pyHanko's PAdES long-term
+    // validation passes all the same: the revocation came after the signature timestamp.
+    let (ok, got, out) = validate(&lt, "revoked", &["--ades-lta", &issuing]);
+    assert!(
+        ok,
+        "B-LTA after the revocation, long-term validation:\n{out}"
+    );
+    assert_eq!(got["ades_lta"]["status"], "PASSED", "{got}");
     // The OCSP status reaches a node within status_poll_ms of the admin call.
     let mut tries = 0;
     let got = loop {

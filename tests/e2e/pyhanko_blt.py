@@ -24,6 +24,9 @@ revocation checking hard-fail. Two actions:
     producedAt/thisUpdate is a moment later than the time being validated.
     ``valid``: intact, valid, trusted, not revoked (and timestamped when the document has a
     signature timestamp). ``revoked``: intact and valid but the signer reported revoked.
+    ``--status-from both|crl``: the signer's status must be established from sigillo's CRL
+    and its OCSP responder, or from the CRL alone (by default pyHanko stops at the first
+    that answers, OCSP).
     ``--ades-lta ANCHOR`` also runs pyHanko's PAdES long-term validation (ETSI EN 319 102-1
     § 5.6.3: current time with fetched status, then the past from the DSS with the
     timestamps as proofs of existence), which must PASS; a signature whose certificate was
@@ -72,6 +75,7 @@ try:
     from pyhanko_certvalidator.policy_decl import (
         CertRevTrustPolicy,
         RevocationCheckingPolicy,
+        RevocationCheckingRule,
     )
     from pyhanko_certvalidator.registry import SimpleTrustManager
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
@@ -88,12 +92,29 @@ E2EFailure = csc.E2EFailure
 REVOCATION_MODE = "hard-fail"
 
 
-def fetching_context(root, session: aiohttp.ClientSession) -> ValidationContext:
+# --status-from: where the signer's status must come from. "any": what the certificate
+# declares, the first that answers (OCSP for pyHanko); "both": the CRL and OCSP, each fetched
+# and accepted; "crl": the CRL alone.
+STATUS_RULES = {
+    "both": RevocationCheckingRule.CRL_AND_OCSP_REQUIRED,
+    "crl": RevocationCheckingRule.CRL_REQUIRED,
+}
+
+
+def fetching_context(
+    root, session: aiohttp.ClientSession, status_from: str = "any"
+) -> ValidationContext:
     """Hard-fail, fetching OCSP/CRL (and caIssuers) through `session` (the transcript)."""
+    policy = RevocationCheckingPolicy.from_legacy(REVOCATION_MODE)
+    if status_from in STATUS_RULES:
+        policy = RevocationCheckingPolicy(
+            ee_certificate_rule=STATUS_RULES[status_from],
+            intermediate_ca_cert_rule=policy.intermediate_ca_cert_rule,
+        )
     return ValidationContext(
         trust_roots=[root],
         allow_fetching=True,
-        revocation_mode=REVOCATION_MODE,
+        revinfo_policy=CertRevTrustPolicy(policy),
         fetcher_backend=AIOHttpFetcherBackend(session=session),
     )
 
@@ -273,7 +294,7 @@ async def validate(args) -> dict:
             async with aiohttp.ClientSession(
                 middlewares=(transcript.middleware,)
             ) as session:
-                vc = fetching_context(root, session)
+                vc = fetching_context(root, session, args.status_from)
                 status = await async_validate_pdf_signature(
                     sig, signer_validation_context=vc, ts_validation_context=vc
                 )
@@ -342,6 +363,8 @@ def parse_args(argv=None):
     v.add_argument("--in", dest="input", required=True)
     v.add_argument("--expect", choices=("valid", "revoked"), required=True)
     v.add_argument("--embedded-only", action="store_true")
+    v.add_argument("--status-from", choices=("any", "both", "crl"), default="any",
+                   help="where the signer's status must come from (see STATUS_RULES)")
     v.add_argument("--ades-lta", metavar="ANCHOR_PEM",
                    help="also run pyHanko's PAdES LTA validation with this trust anchor; "
                    "it must pass. Give the issuing CA (as an EU trusted list lists a "

@@ -150,6 +150,18 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/credentials/{credential_id}/otp",
             portal::otp::send_operation_otp,
         ),
+        endpoint(
+            M::POST,
+            "/api/v1/emergency-suspension",
+            portal::emergency::suspend,
+        ),
+        endpoint(M::POST, "/api/v1/recovery", portal::recovery::request),
+        endpoint(M::POST, "/api/v1/recovery/otp", portal::recovery::send_otp),
+        endpoint(
+            M::POST,
+            "/api/v1/recovery/complete",
+            portal::recovery::complete,
+        ),
         // CSC v2 authorization server (OAuth2) and its pages
         endpoint(
             M::GET,

@@ -62,6 +62,22 @@ pub struct Config {
     pub web: WebConfig,
     pub tsa: TsaConfig,
     pub pki: PkiConfig,
+    pub recovery: RecoveryConfig,
+}
+
+/// Password recovery ("Non riesco ad accedere"): the e-mailed link and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// The portal page the e-mail links to; `{token}` is replaced by the link's token.
+    pub link: String,
+    /// A link works once, for this long.
+    pub link_ttl_secs: u64,
+    /// Recovery e-mails asked for one user id per `window_secs` (past it: 429).
+    pub max_per_user: u32,
+    /// Recovery requests from one client address per `window_secs` (past it: 429).
+    pub max_per_addr: u32,
+    pub window_secs: u64,
 }
 
 /// How the SMTP connection is protected.

@@ -9,9 +9,11 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::activation::emergency::EmergencyError;
 use crate::activation::sad::SadError;
 use crate::activation::ActivationError;
 use crate::audit::AuditError;
+use crate::auth::recovery::RecoveryError;
 use crate::auth::AuthError;
 use crate::ca::CaError;
 use crate::credentials::CredentialError;
@@ -414,6 +416,48 @@ impl From<LifecycleError> for ApiError {
     }
 }
 
+impl From<EmergencyError> for ApiError {
+    fn from(err: EmergencyError) -> Self {
+        match err {
+            // The same answer as a wrong password at login: unknown id and wrong code alike.
+            EmergencyError::Refused => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "access_denied", err.to_string())
+            }
+            EmergencyError::Auth(e) => e.into(),
+            EmergencyError::Lifecycle(e) => e.into(),
+            EmergencyError::Hsm(e) => e.into(),
+            EmergencyError::Db(e) => e.into(),
+            EmergencyError::Mail(e) => e.into(),
+            EmergencyError::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<RecoveryError> for ApiError {
+    fn from(err: RecoveryError) -> Self {
+        match err {
+            RecoveryError::InvalidLink => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_grant", err.to_string())
+            }
+            RecoveryError::TooManyRequests { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "access_denied",
+                    err.to_string(),
+                )
+            },
+            RecoveryError::NotSms => ApiError::invalid_request(err.to_string()),
+            RecoveryError::Otp(e) => e.into(),
+            RecoveryError::Auth(e) => e.into(),
+            RecoveryError::Db(e) => e.into(),
+            RecoveryError::Kv(e) => e.into(),
+            RecoveryError::Mail(e) => e.into(),
+            RecoveryError::Audit(e) => e.into(),
+        }
+    }
+}
+
 impl From<RenewalError> for ApiError {
     fn from(err: RenewalError) -> Self {
         let code = match err {
@@ -728,6 +772,41 @@ mod tests {
         assert_eq!(code(CredentialError::NotFound), (400, "invalid_request"));
         assert_eq!(
             code(MechanismError::UnknownSignAlgo("1.2.3".into())),
+            (400, "invalid_request")
+        );
+    }
+
+    #[test]
+    fn emergency_and_recovery_errors() {
+        assert_eq!(code(EmergencyError::Refused), (401, "access_denied"));
+        assert_eq!(
+            code(EmergencyError::Auth(AuthError::TooManyAttempts {
+                retry_after_secs: 9
+            })),
+            (429, "access_denied")
+        );
+        assert_eq!(
+            code(EmergencyError::Lifecycle(LifecycleError::BadReason)),
+            (400, "invalid_request")
+        );
+        assert_eq!(code(RecoveryError::InvalidLink), (400, "invalid_grant"));
+        let limited: ApiError = RecoveryError::TooManyRequests {
+            retry_after_secs: 7,
+        }
+        .into();
+        assert_eq!(
+            (limited.status.as_u16(), limited.retry_after),
+            (429, Some(7))
+        );
+        assert_eq!(code(RecoveryError::NotSms), (400, "invalid_request"));
+        assert_eq!(
+            code(RecoveryError::Otp(OtpError::Wrong)),
+            (400, "invalid_otp")
+        );
+        assert_eq!(
+            code(RecoveryError::Auth(AuthError::Policy(
+                PolicyViolation::NoDigit
+            ))),
             (400, "invalid_request")
         );
     }

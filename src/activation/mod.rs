@@ -9,6 +9,7 @@
 
 mod activate;
 mod authorize;
+pub mod emergency;
 mod pin;
 mod pin_change;
 pub mod sad;

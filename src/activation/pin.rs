@@ -23,8 +23,8 @@ pub enum SecretKind {
 
 /// Computes and checks PIN/PUK digests.
 pub struct PinVault {
-    hsm: Hsm,
-    key_id: Vec<u8>,
+    pub(super) hsm: Hsm,
+    pub(super) key_id: Vec<u8>,
 }
 
 impl PinVault {

@@ -53,6 +53,8 @@ pub struct CreateUserResponse {
     pub otp_method: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub totp_uri: Option<String>,
+    /// Shown this once. Temporary: the sealed envelope will carry it instead.
+    pub emergency_code: String,
 }
 
 impl From<CreatedUser> for CreateUserResponse {
@@ -61,6 +63,7 @@ impl From<CreatedUser> for CreateUserResponse {
             user_id: u.user_id,
             otp_method: u.otp_method.as_str(),
             totp_uri: u.totp_uri,
+            emergency_code: u.emergency_code,
         }
     }
 }

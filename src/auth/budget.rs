@@ -51,7 +51,7 @@ pub struct Reservation {
 }
 
 /// The counter of a client address: IPv6 by /64, the block one subscriber line gets.
-fn addr_bucket(addr: IpAddr) -> String {
+pub(crate) fn addr_bucket(addr: IpAddr) -> String {
     match addr {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

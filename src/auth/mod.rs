@@ -11,6 +11,7 @@ mod change_password;
 mod login;
 mod logout;
 mod password;
+pub mod recovery;
 pub mod session;
 mod token;
 

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "mail_outbox",
         include_str!("../../migrations/0010_mail_outbox.sql"),
     ),
+    (
+        11,
+        "emergency_code",
+        include_str!("../../migrations/0011_emergency_code.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::EnrolError;
+use crate::activation::emergency;
 use crate::auth::{check_policy, hash_password_async};
 use crate::db::{repo, DbError};
 use crate::model::{Operator, OtpMethod, User};
@@ -27,6 +28,8 @@ pub struct CreatedUser {
     pub user_id: String,
     pub otp_method: OtpMethod,
     pub totp_uri: Option<String>,
+    /// The subscriber's emergency code, shown this once (until the sealed envelope carries it).
+    pub emergency_code: String,
 }
 
 fn invalid(field: &'static str, reason: &'static str) -> EnrolError {
@@ -135,11 +138,14 @@ async fn create(
         otp_method: new.otp_method,
         totp_secret,
     };
+    let (emergency_code, emergency_digest) =
+        emergency::new_code_for(services, &user.user_id).await?;
     match repo::users::insert(&services.db, &user).await {
         Ok(()) => {}
         Err(DbError::UniqueViolation { .. }) => return Err(EnrolError::UserExists),
         Err(e) => return Err(e.into()),
     }
+    emergency::store_digest(services, &user.user_id, &emergency_digest).await?;
     services
         .audit
         .record(
@@ -156,6 +162,7 @@ async fn create(
         user_id: user.user_id,
         otp_method: user.otp_method,
         totp_uri,
+        emergency_code,
     })
 }
 

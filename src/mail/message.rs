@@ -43,6 +43,16 @@ pub enum Message {
     },
     /// The sealed envelope of a credential: the encrypted PDF, attached.
     Envelope { serial_number: String, pdf: Vec<u8> },
+    /// The subscriber's emergency code suspended these credentials (their serial numbers).
+    EmergencySuspension { serial_numbers: Vec<String> },
+    /// A password recovery link for `user_id`, valid `minutes`.
+    PasswordRecovery {
+        user_id: String,
+        link: String,
+        minutes: u64,
+    },
+    /// The password of `user_id` was replaced through a recovery link.
+    PasswordChanged { user_id: String },
 }
 
 impl Message {
@@ -62,6 +72,9 @@ impl Message {
                 StatusChange::Revoked => "credential_revoked",
             },
             Message::Envelope { .. } => "envelope",
+            Message::EmergencySuspension { .. } => "emergency_suspension",
+            Message::PasswordRecovery { .. } => "password_recovery",
+            Message::PasswordChanged { .. } => "password_changed",
         }
     }
 
@@ -84,6 +97,26 @@ impl Message {
             }
             Message::Envelope { serial_number, .. } => {
                 vec![("serial_number", serial_number.clone())]
+            }
+            Message::EmergencySuspension { serial_numbers } => {
+                let list = if serial_numbers.is_empty() {
+                    "-".to_owned()
+                } else {
+                    serial_numbers.join(", ")
+                };
+                vec![("serial_numbers", list), ("at", at)]
+            }
+            Message::PasswordRecovery {
+                user_id,
+                link,
+                minutes,
+            } => vec![
+                ("user_id", user_id.clone()),
+                ("link", link.clone()),
+                ("minutes", minutes.to_string()),
+            ],
+            Message::PasswordChanged { user_id } => {
+                vec![("user_id", user_id.clone()), ("at", at)]
             }
         }
     }
@@ -119,6 +152,15 @@ mod tests {
                 serial_number: serial(),
                 pdf: b"%PDF-2.0".to_vec(),
             },
+            Message::EmergencySuspension {
+                serial_numbers: vec![serial(), "ffee".into()],
+            },
+            Message::PasswordRecovery {
+                user_id: serial(),
+                link: "https://portal.example/recovery?token=t".into(),
+                minutes: 15,
+            },
+            Message::PasswordChanged { user_id: serial() },
         ];
         for unblocked in [false, true] {
             all.push(Message::PinChanged {

@@ -49,6 +49,9 @@ templates!(
     "credential_resumed",
     "credential_revoked",
     "envelope",
+    "emergency_suspension",
+    "password_recovery",
+    "password_changed",
 );
 
 /// A rendered message.

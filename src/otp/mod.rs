@@ -79,6 +79,8 @@ pub enum Purpose {
     Renew(Uuid),
     /// A change of the OTP device (the current factor's confirmation, or the new phone's code).
     DeviceChange,
+    /// A new password through a recovery link ("Non riesco ad accedere").
+    PasswordRecovery,
 }
 
 impl Purpose {
@@ -91,6 +93,7 @@ impl Purpose {
             Purpose::Unblock(_) => "unblock",
             Purpose::Renew(_) => "renew",
             Purpose::DeviceChange => "device_change",
+            Purpose::PasswordRecovery => "password_recovery",
         }
     }
 
@@ -102,7 +105,7 @@ impl Purpose {
             | Purpose::PinChange(id)
             | Purpose::Unblock(id)
             | Purpose::Renew(id) => format!("{}:{id}", self.operation()),
-            Purpose::DeviceChange => self.operation().to_owned(),
+            Purpose::DeviceChange | Purpose::PasswordRecovery => self.operation().to_owned(),
         }
     }
 
@@ -117,6 +120,7 @@ impl Purpose {
             Purpose::Unblock(id) => format!("to unblock the PIN of credential {}", short(id)),
             Purpose::Renew(id) => format!("to renew the certificate of credential {}", short(id)),
             Purpose::DeviceChange => "to change your OTP device".to_owned(),
+            Purpose::PasswordRecovery => "to choose a new password".to_owned(),
         }
     }
 }

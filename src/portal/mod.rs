@@ -2,5 +2,7 @@
 //! bearer token. Errors have the CSC shape.
 
 pub mod credentials;
+pub mod emergency;
 pub mod otp;
+pub mod recovery;
 pub mod wire;

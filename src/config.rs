@@ -377,12 +377,6 @@ impl Config {
 
     /// Checks what serde cannot: secrets present and strong enough, sane limits.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
         if self.hsm.pin.is_empty() {
             return invalid("hsm.pin", "missing: set SIGILLO__HSM__PIN");
         }
@@ -574,12 +568,6 @@ impl Config {
         if redis.cluster_urls.is_empty() {
             return Ok(());
         }
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
         if redis.cluster_urls.iter().any(|u| {
             let url = u.expose();
             !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -602,14 +590,16 @@ impl Config {
     }
 }
 
+/// The refusal of setting `key`, and why.
+fn invalid(key: &'static str, reason: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        reason: reason.to_owned(),
+    })
+}
+
 impl MailConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
         if self.smtp_host.trim().is_empty() || self.smtp_port == 0 {
             return invalid("mail.smtp_host", "an SMTP host and a port other than 0");
         }
@@ -681,6 +671,23 @@ pub fn threads_or_cores(configured: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// The defaults with the secrets they lack, so that they validate.
+    fn with_secrets() -> Config {
+        let mut config = Config::defaults().unwrap();
+        config.hsm.pin = Secret::new("1234");
+        config.security.admin_token = Secret::new("a".repeat(16));
+        config.security.token_secret = Secret::new("b".repeat(32));
+        config
+    }
+
+    /// The setting `validate` refuses, if any.
+    fn refused_key(config: &Config) -> Option<&'static str> {
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        }
+    }
+
     #[test]
     fn defaults_parse_but_do_not_validate_without_secrets() {
         let config = Config::defaults().unwrap();
@@ -693,10 +700,7 @@ mod tests {
 
     #[test]
     fn a_zero_otp_window_is_refused() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
+        let mut config = with_secrets();
         assert!(config.validate().is_ok(), "{:?}", config.validate());
         // A window of 0 s would expire every count at once: no limit at all.
         config.otp.send_window_secs = 0;
@@ -708,35 +712,25 @@ mod tests {
 
     #[test]
     fn jwt_keys_and_login_limits_are_checked() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
-        let key = |c: &Config| match c.validate() {
-            Err(ConfigError::Invalid { key, .. }) => Some(key),
-            _ => None,
-        };
+        let mut config = with_secrets();
         config.security.jwt_secret = Secret::new("short");
-        assert_eq!(key(&config), Some("security.jwt_secret"));
+        assert_eq!(refused_key(&config), Some("security.jwt_secret"));
         config.security.jwt_secret = Secret::new("c".repeat(32));
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
         config.security.jwt_secret_previous = Secret::new("c".repeat(32));
-        assert_eq!(key(&config), Some("security.jwt_secret_previous"));
+        assert_eq!(refused_key(&config), Some("security.jwt_secret_previous"));
         config.security.jwt_secret_previous = Secret::new("d".repeat(32));
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
         config.security.jwt_secret = Secret::new("");
-        assert_eq!(key(&config), Some("security.jwt_secret_previous"));
+        assert_eq!(refused_key(&config), Some("security.jwt_secret_previous"));
         config.security.jwt_secret = Secret::new("c".repeat(32));
         config.security.login_max_failures_per_addr = 0;
-        assert_eq!(key(&config), Some("security"));
+        assert_eq!(refused_key(&config), Some("security"));
     }
 
     #[test]
     fn the_runtime_role_is_a_plain_identifier_or_empty() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
+        let mut config = with_secrets();
         assert_eq!(config.database.runtime_role, "sigillo_runtime");
         assert!(config.validate().is_ok());
         config.database.runtime_role = String::new();
@@ -753,70 +747,53 @@ mod tests {
 
     #[test]
     fn mail_settings_are_checked() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
+        let mut config = with_secrets();
         assert_eq!(
             (config.mail.smtp_port, config.mail.tls),
             (587, SmtpTls::Starttls)
         );
-        let key = |c: &Config| match c.validate() {
-            Err(ConfigError::Invalid { key, .. }) => Some(key),
-            _ => None,
-        };
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
         // Plain SMTP only to this machine.
         config.mail.tls = SmtpTls::None;
         config.mail.smtp_host = "smtp.example.org".into();
-        assert_eq!(key(&config), Some("mail.tls"));
+        assert_eq!(refused_key(&config), Some("mail.tls"));
         for host in ["127.0.0.1", "::1", "[::1]", "localhost"] {
             config.mail.smtp_host = host.into();
-            assert_eq!(key(&config), None, "{host}");
+            assert_eq!(refused_key(&config), None, "{host}");
         }
         config.mail.username = "sigillo".into();
-        assert_eq!(key(&config), Some("mail.password"));
+        assert_eq!(refused_key(&config), Some("mail.password"));
         config.mail.password = Secret::new("pw");
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
         config.mail.from = "not an address".into();
-        assert_eq!(key(&config), Some("mail.from"));
+        assert_eq!(refused_key(&config), Some("mail.from"));
         config.mail.from = "noreply@example.org".into();
         config.mail.lease_secs = config.mail.timeout_secs;
-        assert_eq!(key(&config), Some("mail.lease_secs"));
+        assert_eq!(refused_key(&config), Some("mail.lease_secs"));
         config.mail.lease_secs = 300;
         config.mail.retry_max_ms = config.mail.retry_base_ms - 1;
-        assert_eq!(key(&config), Some("mail"));
+        assert_eq!(refused_key(&config), Some("mail"));
     }
 
     #[test]
     fn redis_and_shutdown_bounds_are_checked() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
+        let mut config = with_secrets();
         assert_eq!(
             (config.redis.timeout_ms, config.server.shutdown_timeout_secs),
             (500, 30)
         );
-        let key = |c: &Config| match c.validate() {
-            Err(ConfigError::Invalid { key, .. }) => Some(key),
-            _ => None,
-        };
         config.redis.timeout_ms = 0;
-        assert_eq!(key(&config), Some("redis.timeout_ms"));
+        assert_eq!(refused_key(&config), Some("redis.timeout_ms"));
         config.redis.timeout_ms = 500;
         config.server.shutdown_timeout_secs = 0;
-        assert_eq!(key(&config), Some("server.shutdown_timeout_secs"));
+        assert_eq!(refused_key(&config), Some("server.shutdown_timeout_secs"));
         config.server.shutdown_timeout_secs = 30;
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
     }
 
     #[test]
     fn the_admin_name_must_be_a_printable_name() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
+        let mut config = with_secrets();
         assert_eq!(config.security.admin_name, "operator");
         for bad in ["", "  ", "a\nb", &"x".repeat(101)] {
             config.security.admin_name = bad.into();
@@ -835,50 +812,36 @@ mod tests {
 
     #[test]
     fn tls_settings_go_together() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
-        let key = |c: &Config| match c.validate() {
-            Err(ConfigError::Invalid { key, .. }) => Some(key),
-            _ => None,
-        };
+        let mut config = with_secrets();
         assert!(!config.tls.enabled());
         config.tls.admin_client_ca_file = "ca.pem".into();
-        assert_eq!(key(&config), Some("tls.admin_client_ca_file"));
+        assert_eq!(refused_key(&config), Some("tls.admin_client_ca_file"));
         config.tls.cert_file = "server.pem".into();
-        assert_eq!(key(&config), Some("tls.key_file"));
+        assert_eq!(refused_key(&config), Some("tls.key_file"));
         config.tls.key_file = "server.key".into();
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
         config.tls.cert_file = "".into();
-        assert_eq!(key(&config), Some("tls.key_file"));
+        assert_eq!(refused_key(&config), Some("tls.key_file"));
         config.tls.cert_file = "server.pem".into();
         config.redis.ca_file = "ca.pem".into();
-        assert_eq!(key(&config), Some("redis.ca_file"));
+        assert_eq!(refused_key(&config), Some("redis.ca_file"));
         config.redis.url = Secret::new("rediss://127.0.0.1:6380/");
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
     }
 
     #[test]
     fn oauth2_settings_are_checked() {
-        let mut config = Config::defaults().unwrap();
-        config.hsm.pin = Secret::new("1234");
-        config.security.admin_token = Secret::new("a".repeat(16));
-        config.security.token_secret = Secret::new("b".repeat(32));
-        let key = |c: &Config| match c.validate() {
-            Err(ConfigError::Invalid { key, .. }) => Some(key),
-            _ => None,
-        };
+        let mut config = with_secrets();
         assert_eq!(
             (config.oauth2.code_ttl_secs, config.oauth2.issuer.as_str()),
             (60, "")
         );
         config.oauth2.issuer = "https://sign.example/".into();
-        assert_eq!(key(&config), Some("oauth2.issuer"));
+        assert_eq!(refused_key(&config), Some("oauth2.issuer"));
         config.oauth2.issuer = "https://sign.example".into();
-        assert_eq!(key(&config), None);
+        assert_eq!(refused_key(&config), None);
         config.oauth2.code_ttl_secs = 0;
-        assert_eq!(key(&config), Some("oauth2"));
+        assert_eq!(refused_key(&config), Some("oauth2"));
     }
 
     #[test]
@@ -936,21 +899,17 @@ mod tests {
             "[Secret(***), Secret(***)]"
         );
         assert!(config.validate().is_ok(), "{:?}", config.validate());
-        let key = |c: &Config| match c.validate() {
-            Err(ConfigError::Invalid { key, .. }) => Some(key),
-            _ => None,
-        };
         config.redis.key_prefix = "{sigillo}:".into();
-        assert_eq!(key(&config), Some("redis.key_prefix"));
+        assert_eq!(refused_key(&config), Some("redis.key_prefix"));
         config.redis.key_prefix = "sigillo:".into();
         config.redis.ca_file = "ca.pem".into();
         config.redis.url = Secret::new("rediss://127.0.0.1:6380/");
-        assert_eq!(key(&config), Some("redis.ca_file"));
+        assert_eq!(refused_key(&config), Some("redis.ca_file"));
         config.redis.ca_file = PathBuf::new();
         config
             .redis
             .cluster_urls
             .push(Secret::new("127.0.0.1:7002"));
-        assert_eq!(key(&config), Some("redis.cluster_urls"));
+        assert_eq!(refused_key(&config), Some("redis.cluster_urls"));
     }
 }

@@ -257,44 +257,63 @@ start_redis() {
 	die "redis did not answer PING on 127.0.0.1:${port}"
 }
 
-# start_redis_cluster DIR PORT1 PORT2 PORT3 — a Redis Cluster of three masters
-# (no replicas) on 127.0.0.1, with their files in DIR/redis-cluster/PORT; each
-# fsyncs every write (append-only file, appendfsync always). Registered like
-# start_redis, so stop_all stops them. Returns once `cluster info` says
-# cluster_state:ok on every node.
+# start_redis_cluster DIR [AVOID_PORT...] — a Redis Cluster of three masters (no
+# replicas) on 127.0.0.1, with their files in DIR/redis-cluster/PORT; each fsyncs
+# every write (append-only file, appendfsync always). The client ports land in
+# the global array REDIS_CLUSTER_PORTS; none is one of AVOID_PORT (ports of
+# servers not started yet). Each node's cluster bus gets a port of its own from
+# free_port (cluster-port), not the default port + 10000: that one falls in the
+# kernel's ephemeral range, where any outgoing connection may take it between
+# the check and the bind. A node that does not answer PING within 5 s is stopped
+# and started again on other ports (three tries). Registered like start_redis,
+# so stop_all stops them. Returns once `cluster info` says cluster_state:ok on
+# every node.
 start_redis_cluster() {
-	local dir=$1 port ndir i ok
+	local dir=$1 port bus ndir i try ok up
 	shift
-	local ports=("$@") nodes=()
-	[[ ${#ports[@]} -eq 3 ]] || die "start_redis_cluster DIR PORT1 PORT2 PORT3"
-	for port in "${ports[@]}"; do
-		ndir="${dir}/redis-cluster/${port}"
-		mkdir -p "$ndir"
-		port_in_use "$port" && die "port ${port} is taken by another process: cannot start a cluster node there"
-		redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
-			--cluster-enabled yes --cluster-config-file "${ndir}/nodes.conf" \
-			--cluster-node-timeout 5000 --dir "$ndir" --daemonize yes \
-			--pidfile "${ndir}/redis.pid" --logfile "${ndir}/redis.log" \
-			--save '' --appendonly yes --appendfsync always \
-			>/dev/null || die "redis-server (cluster node) failed to start (see ${ndir}/redis.log)"
-		_SIGILLO_REDIS+=("${port}:${ndir}/redis.pid")
-		nodes+=("127.0.0.1:${port}")
-	done
-	for port in "${ports[@]}"; do
-		for ((i = 0; i < 100; i++)); do
-			[[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]] && break
-			sleep 0.1
+	local avoid=("$@") nodes=()
+	REDIS_CLUSTER_PORTS=()
+	while [[ ${#REDIS_CLUSTER_PORTS[@]} -lt 3 ]]; do
+		up=0
+		for ((try = 0; try < 3 && up == 0; try++)); do
+			port="$(free_port "${avoid[@]}" "${REDIS_CLUSTER_PORTS[@]}")"
+			bus="$(free_port "${avoid[@]}" "${REDIS_CLUSTER_PORTS[@]}" "$port")"
+			avoid+=("$port" "$bus")
+			ndir="${dir}/redis-cluster/${port}"
+			mkdir -p "$ndir"
+			redis-server --bind 127.0.0.1 --port "$port" --cluster-port "$bus" --protected-mode yes \
+				--cluster-enabled yes --cluster-config-file "${ndir}/nodes.conf" \
+				--cluster-node-timeout 5000 --dir "$ndir" --daemonize yes \
+				--pidfile "${ndir}/redis.pid" --logfile "${ndir}/redis.log" \
+				--save '' --appendonly yes --appendfsync always \
+				>/dev/null || die "redis-server (cluster node) failed to start (see ${ndir}/redis.log)"
+			_SIGILLO_REDIS+=("${port}:${ndir}/redis.pid")
+			for ((i = 0; i < 50; i++)); do
+				if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
+					up=1
+					break
+				fi
+				sleep 0.1
+			done
+			if [[ $up == 0 ]]; then
+				log "redis cluster node on ${port} (bus ${bus}) did not answer PING; its log says:"
+				tail -n 5 "${ndir}/redis.log" >&2 2>/dev/null || true
+				[[ -s "${ndir}/redis.pid" ]] && kill "$(cat "${ndir}/redis.pid")" 2>/dev/null || true
+			fi
 		done
+		[[ $up == 1 ]] || die "no redis cluster node would start (three tries; see ${dir}/redis-cluster/*/redis.log)"
+		REDIS_CLUSTER_PORTS+=("$port")
+		nodes+=("127.0.0.1:${port}")
 	done
 	redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"${dir}/redis-cluster/create.log" 2>&1 ||
 		{ tail -n 20 "${dir}/redis-cluster/create.log" >&2; die "redis-cli --cluster create failed"; }
 	for ((i = 0; i < 150; i++)); do
 		ok=1
-		for port in "${ports[@]}"; do
+		for port in "${REDIS_CLUSTER_PORTS[@]}"; do
 			redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
 		done
 		if [[ $ok == 1 ]]; then
-			log "redis cluster ready on 127.0.0.1:${ports[*]}"
+			log "redis cluster ready on 127.0.0.1:${REDIS_CLUSTER_PORTS[*]}"
 			return 0
 		fi
 		sleep 0.1

@@ -640,24 +640,31 @@ pub struct PrivateCluster {
 
 impl PrivateCluster {
     pub async fn start() -> PrivateCluster {
+        // Each node's cluster bus gets a port of its own (--cluster-port), like scripts/lib.sh's
+        // start_redis_cluster: the default, port + 10000, falls in the kernel's ephemeral range,
+        // where any outgoing connection may take it before the node binds it.
         let mut ports: Vec<u16> = Vec::new();
+        let mut buses: Vec<u16> = Vec::new();
         while ports.len() < 3 {
-            // Below 55536: the cluster bus listens on port + 10000.
-            let port = rand::thread_rng().gen_range(20_000..30_000u16);
+            let port = rand::thread_rng().gen_range(20_000..32_000u16);
+            let bus = rand::thread_rng().gen_range(20_000..32_000u16);
             let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-            if !ports.contains(&port) && free(port) && free(port + 10_000) {
+            let used = |p: u16| ports.contains(&p) || buses.contains(&p);
+            if port != bus && !used(port) && !used(bus) && free(port) && free(bus) {
                 ports.push(port);
+                buses.push(bus);
             }
         }
         let mut cluster = PrivateCluster {
             children: Vec::new(),
             ports: ports.clone(),
         };
-        for port in &ports {
+        for (port, bus) in ports.iter().zip(&buses) {
             let dir = PathBuf::from(env("SIGILLO_TEST_TMP")).join(format!("cluster-{port}"));
             std::fs::create_dir_all(&dir).unwrap();
             let child = std::process::Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-port", &bus.to_string()])
                 .args([
                     "--cluster-enabled",
                     "yes",

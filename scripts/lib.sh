@@ -43,7 +43,7 @@ _dep_present() {
 	softhsm2) command -v softhsm2-util >/dev/null 2>&1 && softhsm_module >/dev/null 2>&1 ;;
 	redis-server) command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ;;
 	postgresql) pg_bindir >/dev/null 2>&1 ;;
-	jq | curl | openssl | pkg-config) command -v "$1" >/dev/null 2>&1 ;;
+	jq | curl | openssl | pkg-config | qpdf) command -v "$1" >/dev/null 2>&1 ;;
 	chromium) [[ -x /usr/bin/chromium ]] ;;
 	nodejs) command -v node >/dev/null 2>&1 ;;
 	npm) command -v npm >/dev/null 2>&1 ;;
@@ -57,7 +57,8 @@ _dep_present() {
 # Does not touch apt at all when everything is present.
 sigillo_install_deps() {
 	# chromium, nodejs, npm: the browser tests (Playwright drives Debian's Chromium).
-	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential python3-venv chromium nodejs npm)
+	# qpdf: the tests open the sealed envelope (an AES-256 PDF) with a reader that is not sigillo's.
+	local pkgs=(softhsm2 redis-server postgresql jq curl openssl ca-certificates pkg-config libssl-dev build-essential python3-venv chromium nodejs npm qpdf)
 	local missing=() p
 	for p in "${pkgs[@]}"; do
 		_dep_present "$p" || missing+=("$p")
@@ -546,7 +547,7 @@ e2e_node_modules() {
 	local dir=tests/e2e stamp
 	stamp="$(cat "$dir/package-lock.json")"
 	if [[ ! -d $dir/node_modules/playwright-core || "$(cat "$dir/node_modules/.lock.stamp" 2>/dev/null)" != "$stamp" ]]; then
-		log "installing playwright-core into ${dir}/node_modules"
+		log "installing playwright-core and axe-core into ${dir}/node_modules"
 		npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2 || die "npm ci in ${dir} failed"
 		printf '%s' "$stamp" >"$dir/node_modules/.lock.stamp"
 	fi

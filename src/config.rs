@@ -162,6 +162,8 @@ pub struct PkiConfig {
     pub base_url: String,
     /// nextUpdate − thisUpdate of each CRL; a CRL is re-issued at half of it at the latest.
     pub crl_validity_secs: u64,
+    /// nextUpdate − thisUpdate of the root's CRL (re-issued at half of it).
+    pub root_crl_validity_secs: u64,
     /// How often each node polls the certificate status version in PostgreSQL.
     pub status_poll_ms: u64,
     /// nextUpdate of an OCSP response, and how long a signed "good" answer (no nonce) is
@@ -501,13 +503,14 @@ impl Config {
         }
         let pki = &self.pki;
         if pki.crl_validity_secs < 60
+            || pki.root_crl_validity_secs < 60
             || !(10..=60_000).contains(&pki.status_poll_ms)
             || pki.ocsp_validity_secs == 0
             || pki.ocsp_responder_days == 0
         {
             return invalid(
                 "pki",
-                "crl_validity_secs >= 60, status_poll_ms 10 to 60000, ocsp_validity_secs and ocsp_responder_days positive",
+                "crl_validity_secs and root_crl_validity_secs >= 60, status_poll_ms 10 to 60000, ocsp_validity_secs and ocsp_responder_days positive",
             );
         }
         let web_url = |url: &str| url.starts_with("http://") || url.starts_with("https://");

@@ -100,8 +100,9 @@ pub(super) fn raw_extension(
     Ok(X509Extension::new_from_der(&oid, critical, &value)?)
 }
 
-/// authorityInfoAccess: the OCSP responder and the issuing CA's certificate.
-fn authority_info_access(urls: &PkiUrls) -> Result<X509Extension, CaError> {
+/// authorityInfoAccess: the OCSP responder (when the issuer runs one for this certificate)
+/// and the issuer's certificate.
+fn authority_info_access(ocsp: Option<&str>, ca_issuers: &str) -> Result<X509Extension, CaError> {
     let access = |method: u64, url: &str| {
         der::tlv(
             0x30,
@@ -112,16 +113,14 @@ fn authority_info_access(urls: &PkiUrls) -> Result<X509Extension, CaError> {
             .concat(),
         )
     };
-    let value = der::tlv(
-        0x30,
-        &[access(1, &urls.ocsp), access(2, &urls.ca_issuers)].concat(),
-    );
-    raw_extension("1.3.6.1.5.5.7.1.1", false, &value)
+    let mut methods = ocsp.map(|url| access(1, url)).unwrap_or_default();
+    methods.extend(access(2, ca_issuers));
+    raw_extension("1.3.6.1.5.5.7.1.1", false, &der::tlv(0x30, &methods))
 }
 
-/// cRLDistributionPoints: one point, the issuing CA's CRL (fullName URI).
-fn crl_distribution_points(urls: &PkiUrls) -> Result<X509Extension, CaError> {
-    let full_name = der::tlv(0xa0, &der::tlv(0x86, urls.crl.as_bytes()));
+/// cRLDistributionPoints: one point, the issuer's CRL (fullName URI).
+fn crl_distribution_points(url: &str) -> Result<X509Extension, CaError> {
+    let full_name = der::tlv(0xa0, &der::tlv(0x86, url.as_bytes()));
     let value = der::tlv(0x30, &der::tlv(0x30, &der::tlv(0xa0, &full_name)));
     raw_extension("2.5.29.31", false, &value)
 }
@@ -135,12 +134,15 @@ fn certificate_policies(oids: &[Vec<u64>]) -> Result<X509Extension, CaError> {
     raw_extension("2.5.29.32", false, &der::tlv(0x30, &policies))
 }
 
-/// The URLs a certificate issued by the issuing CA names, from `pki.base_url`.
+/// The URLs the CA's certificates name, from `pki.base_url`: those of the issuing CA (in
+/// subscriber certificates) and those of the root (in the issuing CA's certificate).
 #[derive(Debug, Clone)]
 pub struct PkiUrls {
     pub ocsp: String,
     pub ca_issuers: String,
     pub crl: String,
+    pub root_cer: String,
+    pub root_crl: String,
 }
 
 impl PkiUrls {
@@ -150,18 +152,24 @@ impl PkiUrls {
             ocsp: format!("{base}/pki/ocsp"),
             ca_issuers: format!("{base}/pki/ca/{}.cer", super::ISSUING_NAME),
             crl: format!("{base}/pki/crl/{}.crl", super::ISSUING_NAME),
+            root_cer: format!("{base}/pki/ca/{}.cer", super::ROOT_NAME),
+            root_crl: format!("{base}/pki/crl/{}.crl", super::ROOT_NAME),
         }
     }
 }
 
-/// A builder for a CA certificate (root when `issuer` is `None`).
+/// A builder for a CA certificate (root when `issuer` is `None`). A subordinate CA names where
+/// its issuer's certificate and CRL are (`urls`: the root's), so that a relying party can check
+/// the issuing CA's own status and anchor trust at the root.
 pub(super) fn ca_builder(
     common_name: &str,
     config: &CaConfig,
-    issuer: Option<&X509>,
+    issuer: Option<(&X509, &PkiUrls)>,
     spki: &[u8],
     years: i64,
 ) -> Result<X509Builder, CaError> {
+    let urls = issuer.map(|(_, urls)| urls);
+    let issuer = issuer.map(|(cert, _)| cert);
     let mut name = X509Name::builder()?;
     name.append_entry_by_text("C", &config.country)?;
     name.append_entry_by_text("O", &config.organization)?;
@@ -201,6 +209,10 @@ pub(super) fn ca_builder(
             .keyid(true)
             .build(&b.x509v3_context(Some(issuer), None))?;
         b.append_extension(aki)?;
+    }
+    if let Some(urls) = urls {
+        b.append_extension(authority_info_access(None, &urls.root_cer)?)?;
+        b.append_extension(crl_distribution_points(&urls.root_crl)?)?;
     }
     Ok(b)
 }
@@ -305,8 +317,9 @@ fn leaf_builder(
         .build(&b.x509v3_context(Some(issuing), None))?;
     b.append_extension(aki)?;
     // Where relying parties learn the status and find the issuer.
-    b.append_extension(authority_info_access(&profile.urls)?)?;
-    b.append_extension(crl_distribution_points(&profile.urls)?)?;
+    let urls = &profile.urls;
+    b.append_extension(authority_info_access(Some(&urls.ocsp), &urls.ca_issuers)?)?;
+    b.append_extension(crl_distribution_points(&urls.crl)?)?;
     Ok((b, serial_hex, subject_dn))
 }
 

@@ -53,6 +53,7 @@ pub struct Ca {
     root: X509,
     issuing: X509,
     issuing_key_id: Vec<u8>,
+    root_key_id: Vec<u8>,
     /// Signs the throw-away signature of the builder (same algorithm as the CA keys), so that
     /// the to-be-signed bytes carry the right AlgorithmIdentifier. Never a trust anchor.
     placeholder: PKey<Private>,
@@ -76,6 +77,7 @@ impl Ca {
         pki: &PkiConfig,
     ) -> Result<Ca, CaError> {
         let placeholder = placeholder_key()?;
+        let urls = PkiUrls::new(&pki.base_url);
         let root_spki = hsm.ensure_own_key_pair(ROOT, KeyAlgo::EcP384).await?;
         let issuing_spki = hsm.ensure_own_key_pair(ISSUING, KeyAlgo::EcP384).await?;
         let root = match repo::ca::find(db, "root").await? {
@@ -95,7 +97,7 @@ impl Ca {
                 let builder = issue::ca_builder(
                     &config.issuing_common_name,
                     config,
-                    Some(&root),
+                    Some((&root, &urls)),
                     &issuing_spki,
                     20,
                 )?;
@@ -116,10 +118,11 @@ impl Ca {
             root,
             issuing,
             issuing_key_id: hsm.own_key_id(ISSUING),
+            root_key_id: hsm.own_key_id(ROOT),
             placeholder,
             config: config.clone(),
             profile: issue::Profile {
-                urls: PkiUrls::new(&pki.base_url),
+                urls,
                 pds_url: pki.pds_url.clone(),
                 policies: pki
                     .signing_policy_oids

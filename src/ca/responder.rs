@@ -71,10 +71,19 @@ impl Ca {
     /// Signs `tbs` with the issuing CA key in the HSM (ecdsa-with-SHA384, [`ECDSA_SHA384`]);
     /// returns the DER signature (`SEQUENCE { r, s }`).
     pub async fn sign_as_issuing(&self, tbs: &[u8]) -> Result<Vec<u8>, CaError> {
+        self.sign_with(self.issuing_key_id.clone(), tbs).await
+    }
+
+    /// [`Ca::sign_as_issuing`] with the root key: the root's CRL.
+    pub async fn sign_as_root(&self, tbs: &[u8]) -> Result<Vec<u8>, CaError> {
+        self.sign_with(self.root_key_id.clone(), tbs).await
+    }
+
+    async fn sign_with(&self, key_id: Vec<u8>, tbs: &[u8]) -> Result<Vec<u8>, CaError> {
         let digest = hash(MessageDigest::sha384(), tbs)?.to_vec();
         self.hsm
             .sign_batch(
-                self.issuing_key_id.clone().into(),
+                key_id.into(),
                 SignAlgo::Ecdsa(HashAlg::Sha384),
                 Arc::new(vec![digest]),
             )

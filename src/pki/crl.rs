@@ -1,4 +1,4 @@
-//! The issuing CA's CRL (RFC 5280 §5): v2, crlNumber, authorityKeyIdentifier, thisUpdate and
+//! The CRLs (RFC 5280 §5) of the issuing CA and of the root: v2, crlNumber, authorityKeyIdentifier, thisUpdate and
 //! nextUpdate, one entry per revoked or held certificate with its reasonCode
 //! (certificateHold for a suspension; none for `unspecified`, as §5.3.1 asks).
 //!
@@ -64,17 +64,28 @@ pub fn tbs_cert_list(
     Ok(der::tlv(0x30, &body))
 }
 
-/// Builds and signs (in the HSM) the issuing CA's CRL.
-pub async fn sign_issuing_crl(
+/// Whose CRL: the issuing CA's (subscriber certificates) or the root's (CA certificates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlIssuer {
+    Issuing,
+    Root,
+}
+
+/// Builds and signs (in the HSM, with that CA's key) the CRL of `issuer`.
+pub async fn sign_crl(
     ca: &Ca,
+    issuer: CrlIssuer,
     crl_number: i64,
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
     revoked: &[CertificateStatus],
 ) -> Result<Vec<u8>, PkiError> {
-    let issuing = ca.issuing();
-    let name = issuing.subject_name().to_der()?;
-    let key_id = issuing
+    let cert = match issuer {
+        CrlIssuer::Issuing => ca.issuing(),
+        CrlIssuer::Root => ca.root(),
+    };
+    let name = cert.subject_name().to_der()?;
+    let key_id = cert
         .subject_key_id()
         .map(|id| id.as_slice().to_vec())
         .ok_or(PkiError::NoKeyId)?;
@@ -86,7 +97,10 @@ pub async fn sign_issuing_crl(
         next_update,
         revoked,
     )?;
-    let signature = ca.sign_as_issuing(&tbs).await?;
+    let signature = match issuer {
+        CrlIssuer::Issuing => ca.sign_as_issuing(&tbs).await?,
+        CrlIssuer::Root => ca.sign_as_root(&tbs).await?,
+    };
     Ok(der::assemble_certificate(&tbs, ECDSA_SHA384, &signature))
 }
 

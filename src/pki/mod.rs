@@ -3,7 +3,7 @@
 //!
 //! - `status`: every node's in-memory view of which certificate is good, revoked or held,
 //!   kept in step with PostgreSQL by a poll of a version, and the CRL it serves.
-//! - `crl`: the issuing CA's CRL, signed in the HSM.
+//! - `crl`: the CRLs of the issuing CA and of the root, signed in the HSM.
 //! - `ocsp`: the RFC 6960 request parser, response writer and delegated responder.
 //! - `handlers`: the public `/pki/...` endpoints.
 //! - `tsa`: the time-stamping authority (`POST /tsa`; its handler is in `csc::timestamp`).

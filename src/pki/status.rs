@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::crl::{self, CrlIssuer};
 use super::ocsp::{self, CertStatus, Request, Responder, ResponseStatus};
-use super::{crl, PkiError};
-use crate::ca::{Ca, ISSUING_NAME};
+use super::PkiError;
+use crate::ca::{Ca, ISSUING_NAME, ROOT_NAME};
 use crate::config::PkiConfig;
 use crate::db::repo::pki::{self as repo, CrlTimes};
 use crate::db::Db;
@@ -39,6 +40,8 @@ struct State {
     version: i64,
     certificates: HashMap<String, Known>,
     crl: Option<(i64, Arc<[u8]>)>,
+    /// The root's CRL and its nextUpdate.
+    root_crl: Option<(Arc<[u8]>, OffsetDateTime)>,
 }
 
 struct Cached {
@@ -124,13 +127,14 @@ impl Pki {
         Ok(true)
     }
 
-    /// The current CRL of `issuer` (DER), if this node has one.
+    /// The current CRL of `issuer` (DER: the issuing CA's or the root's), if this node has one.
     pub fn crl(&self, issuer: &str) -> Option<Arc<[u8]>> {
-        if issuer != ISSUING_NAME {
-            return None;
-        }
         let state = self.state.read().ok()?;
-        state.crl.as_ref().map(|(_, der)| der.clone())
+        match issuer {
+            ISSUING_NAME => state.crl.as_ref().map(|(_, der)| der.clone()),
+            ROOT_NAME => state.root_crl.as_ref().map(|(der, _)| der.clone()),
+            _ => None,
+        }
     }
 
     /// Catches up with PostgreSQL: the changed certificates, and the CRL (signed here if it
@@ -173,9 +177,10 @@ impl Pki {
         let mut stored = versions.crl.map(|(number, _, _)| number);
         if stale {
             let (this_update, next_update) = (times.this_update, times.next_update);
-            let issued = repo::issue_crl_if_stale(db, issuer, &times, |input| async move {
-                crl::sign_issuing_crl(
+            let issued = repo::issue_crl_if_stale(db, issuer, true, &times, |input| async move {
+                crl::sign_crl(
                     ca,
+                    CrlIssuer::Issuing,
                     input.crl_number,
                     this_update,
                     next_update,
@@ -196,10 +201,51 @@ impl Pki {
             .as_ref()
             .map(|(number, _)| *number);
         if stored.is_none() || stored != cached {
-            if let Some((number, der)) = repo::crl(db, issuer).await? {
+            if let Some((number, der, _)) = repo::crl(db, issuer).await? {
                 let mut state = self.state.write().map_err(|_| PkiError::Poisoned)?;
                 state.crl = Some((number, der.into()));
             }
+        }
+        self.refresh_root_crl(db, ca).await
+    }
+
+    /// The root's CRL: it lists CA certificates the root revoked (none: sigillo never revokes
+    /// its issuing CA; a compromise means a new CA), so it changes only with time. Signed with
+    /// the root key when it is missing or past half of `pki.root_crl_validity_secs` (one node,
+    /// under the same lock as the issuing CA's); between those times a poll costs no query.
+    async fn refresh_root_crl(&self, db: &Db, ca: &Ca) -> Result<(), PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let validity = time::Duration::seconds(
+            i64::try_from(self.config.root_crl_validity_secs).unwrap_or(i64::MAX / 2),
+        );
+        let due = match &self.state.read().map_err(|_| PkiError::Poisoned)?.root_crl {
+            None => true,
+            Some((_, next_update)) => *next_update - validity / 2 <= now,
+        };
+        if !due {
+            return Ok(());
+        }
+        let times = CrlTimes {
+            this_update: now,
+            next_update: now + validity,
+            reissue_before: now - validity / 2,
+        };
+        let (this_update, next_update) = (times.this_update, times.next_update);
+        repo::issue_crl_if_stale(db, ROOT_NAME, false, &times, |input| async move {
+            crl::sign_crl(
+                ca,
+                CrlIssuer::Root,
+                input.crl_number,
+                this_update,
+                next_update,
+                &input.revoked,
+            )
+            .await
+        })
+        .await??;
+        if let Some((_, der, next_update)) = repo::crl(db, ROOT_NAME).await? {
+            let mut state = self.state.write().map_err(|_| PkiError::Poisoned)?;
+            state.root_crl = Some((der.into(), next_update));
         }
         Ok(())
     }

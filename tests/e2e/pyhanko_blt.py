@@ -367,10 +367,9 @@ def parse_args(argv=None):
                    help="where the signer's status must come from (see STATUS_RULES)")
     v.add_argument("--ades-lta", metavar="ANCHOR_PEM",
                    help="also run pyHanko's PAdES LTA validation with this trust anchor; "
-                   "it must pass. Give the issuing CA (as an EU trusted list lists a "
-                   "CA/QC service): pyHanko's past validation wants revocation info for "
-                   "every CA below the anchor, and sigillo's root publishes no CRL for the "
-                   "issuing CA")
+                   "it must pass. pyHanko's past validation wants revocation info for every "
+                   "CA below the anchor: sigillo's issuing CA certificate names the root's "
+                   "CRL, so the root can be the anchor")
     for q in (s, v):
         q.add_argument("--root-cert", required=True)
         q.add_argument("-v", "--verbose", action="store_true")

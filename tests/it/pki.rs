@@ -3,7 +3,8 @@
 //! on a second node within a second, nonce echoed, malformed and foreign requests refused)
 //! and the CRL (verified against the CA, listing the revoked serial with its reason); issued
 //! certificates name the responder, the CA certificate and the CRL, and carry the qualified
-//! profile.
+//! profile. The root publishes a CRL too, named by the issuing CA's certificate, so a relying
+//! party can check every certificate of the chain (openssl verify -crl_check_all).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -391,4 +392,107 @@ async fn issued_certificates_name_ocsp_ca_and_crl_and_carry_the_qualified_profil
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// `openssl crl` of the DER CRL `name` served by `app`, converted to PEM beside the others.
+async fn fetch_crl(app: &TestApp, dir: &Path, name: &str) -> String {
+    let res = app
+        .client
+        .get(format!("{}/pki/crl/{name}.crl", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{name}.crl");
+    let der = dir.join(format!("{name}.crl.der"));
+    std::fs::write(&der, res.bytes().await.unwrap()).unwrap();
+    let pem = dir.join(format!("{name}.crl.pem"));
+    let (ok, out) = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        der.to_str().unwrap(),
+        "-out",
+        pem.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    pem.to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_publishes_the_crl_the_issuing_ca_names_so_the_whole_chain_is_checkable() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let dir = temp_dir("root-crl");
+    let (leaf, issuing, root, serial) = certificate_files(&app, &dir, &credential.id).await;
+    let base = &app.public;
+
+    // The issuing CA's certificate names the root's certificate and CRL (and no OCSP: the
+    // root runs none).
+    let (_, text) = openssl(&["x509", "-in", &issuing, "-noout", "-text"]);
+    assert!(
+        text.contains(&format!("CA Issuers - URI:{base}/pki/ca/root.cer")),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 CRL Distribution Points")
+            && text.contains(&format!("URI:{base}/pki/crl/root.crl")),
+        "{text}"
+    );
+    assert!(!text.contains("OCSP - URI"), "{text}");
+
+    // The root's CRL: signed by the root, empty, with a number and a next update.
+    let root_crl = fetch_crl(&app, &dir, "root").await;
+    let (ok, text) = openssl(&["crl", "-in", &root_crl, "-CAfile", &root, "-noout", "-text"]);
+    assert!(ok && text.contains("verify OK"), "{text}");
+    assert!(text.contains("No Revoked Certificates"), "{text}");
+    assert!(
+        text.contains("X509v3 CRL Number") && text.contains("Next Update"),
+        "{text}"
+    );
+
+    // A relying party that checks every certificate of the chain against its CRL.
+    let verify = |crls: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "-crl_check_all",
+            "-CAfile",
+            &root,
+            "-untrusted",
+            &issuing,
+        ];
+        for crl in crls {
+            args.extend_from_slice(&["-CRLfile", crl]);
+        }
+        args.push(&leaf);
+        openssl(&args)
+    };
+    let issuing_crl = fetch_crl(&app, &dir, "issuing").await;
+    let (ok, out) = verify(&[&issuing_crl, &root_crl]);
+    assert!(ok && out.contains("OK"), "{out}");
+    let (ok, out) = verify(&[&issuing_crl]);
+    assert!(
+        !ok,
+        "without the root's CRL the issuing CA's status is unknown: {out}"
+    );
+
+    // After a revocation the same check fails on the leaf.
+    let (status, body) = app
+        .admin_post(
+            &format!("/admin/v1/credentials/{}/revoke", credential.id),
+            json!({ "reason": "key lost", "reason_code": "keyCompromise" }),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let start = Instant::now();
+    let out = loop {
+        let issuing_crl = fetch_crl(&app, &dir, "issuing").await;
+        let (ok, out) = verify(&[&issuing_crl, &root_crl]);
+        if !ok || start.elapsed() > Duration::from_secs(3) {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(out.contains("certificate revoked"), "{serial}: {out}");
 }

@@ -104,9 +104,6 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
     let root = dir.join("root.pem");
     std::fs::write(&root, app.services().ca.root().to_pem().unwrap()).unwrap();
     let root = root.to_str().unwrap().to_owned();
-    let issuing = dir.join("issuing.pem");
-    std::fs::write(&issuing, app.services().ca.issuing().to_pem().unwrap()).unwrap();
-    let issuing = issuing.to_str().unwrap().to_owned();
     let outbox = app.config.otp.outbox_path.to_str().unwrap().to_owned();
     let lt = dir.join("b-lta.pdf").to_str().unwrap().to_owned();
     let bb = dir.join("b-b.pdf").to_str().unwrap().to_owned();
@@ -149,7 +146,7 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
         "signature + document timestamp: {signed}"
     );
     assert!(signed["fetched"]["ocsp"].as_u64().unwrap() >= 1, "{signed}");
-    let (ok, got, out) = validate(&lt, "valid", &["--ades-lta", &issuing]);
+    let (ok, got, out) = validate(&lt, "valid", &["--ades-lta", &root]);
     assert!(ok, "B-LTA, fetched status, hard-fail:\n{out}");
     assert_eq!(got["ades_lta"]["status"], "PASSED", "{got}");
     assert_eq!(got["timestamped"], true, "{got}");
@@ -186,7 +183,7 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
     assert_eq!(got["timestamped"], true, "{got}");
     // Validated now with fetching, its certificate is revoked; pyHanko's PAdES long-term
     // validation passes all the same: the revocation came after the signature timestamp.
-    let (ok, got, out) = validate(&lt, "revoked", &["--ades-lta", &issuing]);
+    let (ok, got, out) = validate(&lt, "revoked", &["--ades-lta", &root]);
     assert!(
         ok,
         "B-LTA after the revocation, long-term validation:\n{out}"

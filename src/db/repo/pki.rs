@@ -86,17 +86,23 @@ pub async fn changed_since(db: &Db, after: i64) -> Result<(i64, Vec<CertificateS
     Ok((version, changed))
 }
 
-/// The stored CRL of `issuer`: (crlNumber, DER).
-pub async fn crl(db: &Db, issuer: &str) -> Result<Option<(i64, Vec<u8>)>, DbError> {
+/// The stored CRL of `issuer`: (crlNumber, DER, nextUpdate).
+pub async fn crl(db: &Db, issuer: &str) -> Result<Option<(i64, Vec<u8>, OffsetDateTime)>, DbError> {
     let client = db.get().await?;
     let row = client
         .query_opt(
-            "SELECT crl_number, der FROM crls WHERE issuer = $1",
+            "SELECT crl_number, der, next_update FROM crls WHERE issuer = $1",
             &[&issuer],
         )
         .await?;
-    row.map(|r| Ok((r.try_get("crl_number")?, r.try_get("der")?)))
-        .transpose()
+    row.map(|r| {
+        Ok((
+            r.try_get("crl_number")?,
+            r.try_get("der")?,
+            r.try_get("next_update")?,
+        ))
+    })
+    .transpose()
 }
 
 /// What a new CRL of an issuer must list, read under the issuer's CRL lock.
@@ -114,13 +120,15 @@ pub struct CrlTimes {
     pub reissue_before: OffsetDateTime,
 }
 
-/// Issues the CRL of `issuer` if it is stale (a status changed since, or it is older than
-/// `times.reissue_before`), on ONE node at a time: under a transaction-scoped advisory lock
+/// Issues the CRL of `issuer` if it is stale (a status changed since, when it
+/// `follows_revocations` — the issuing CA's does, the root's lists only CA certificates and
+/// does not; or it is older than `times.reissue_before`), on ONE node at a time: under a transaction-scoped advisory lock
 /// that other nodes skip (they load the result on their next poll). `sign` builds and signs
 /// the CRL for the input; returns whether a new CRL was stored.
 pub async fn issue_crl_if_stale<F, Fut, E>(
     db: &Db,
     issuer: &str,
+    follows_revocations: bool,
     times: &CrlTimes,
     sign: F,
 ) -> Result<Result<bool, E>, DbError>
@@ -152,7 +160,7 @@ where
     let crl_number: Option<i64> = row.try_get("crl_number")?;
     let listed: Option<i64> = row.try_get("crl_revocation_version")?;
     let this_update: Option<OffsetDateTime> = row.try_get("this_update")?;
-    let fresh = listed.is_some_and(|v| v >= revocation_version)
+    let fresh = listed.is_some_and(|v| v >= revocation_version || !follows_revocations)
         && this_update.is_some_and(|t| t > times.reissue_before);
     if fresh {
         return Ok(Ok(false));

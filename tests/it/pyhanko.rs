@@ -207,7 +207,10 @@ async fn pyhanko_pades_b_lt_outlives_the_revocation_that_b_b_does_not() {
     // pyHanko stops at the first revoked answer (OCSP): ask the CRL alone as well.
     let (ok, got, out) = validate(&bb, "revoked", &["--status-from", "crl"]);
     assert!(ok, "B-B after the revocation, from the CRL:\n{out}");
-    assert_eq!(got["fetched"]["crl"], 2, "the issuing CA's and the root's: {got}");
+    assert_eq!(
+        got["fetched"]["crl"], 2,
+        "the issuing CA's and the root's: {got}"
+    );
     assert_eq!(got["fetched"]["ocsp"], 0, "{got}");
     assert_eq!(got["trusted"], false, "{got}");
 

@@ -2,9 +2,19 @@
 //! subscriber's emergency code and the certificate's serial number, as a PDF 2.0 encrypted
 //! with the subscriber's envelope passphrase (standard security handler, AES-256, revision 6).
 //!
-//! INTERFACE SKELETON (s4-base): the types and signatures below are what the rest of the code
-//! calls; the real writer and security handler replace the bodies. The placeholder writes the
-//! letter unencrypted so that callers can be built and tested meanwhile.
+//! Invariants: the passphrase is never stored; what a [`Lock`] keeps is the random file key
+//! (sealed in the HSM by the caller) and the public dictionary entries. Every string and
+//! stream of an envelope is encrypted with its own random IV; the owner password is random and
+//! discarded, so the restrictions (no modifying, no copying) cannot be lifted with it. The
+//! passphrase is used as its UTF-8 bytes cut to 127 bytes, as ISO 32000-2 says
+//! ([`crypt::PASSWORD_MAX_BYTES`]; callers accept at most 128 characters anyway), so two
+//! passphrases that differ only after byte 127 open the same envelopes.
+//!
+//! Files: `crypt.rs` the security handler (algorithms 2.A, 2.B, 8-13 of ISO 32000-2),
+//! `letter.rs` the words and the layout, `pdf.rs` the writer, `read.rs` the reader of our own
+//! envelopes ([`open`]).
+
+pub mod crypt;
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -47,21 +57,15 @@ impl Lock {
     /// A new lock for `passphrase`: a random file key, wrapped for the passphrase as the
     /// AES-256 security handler of PDF 2.0 does it.
     pub fn from_passphrase(passphrase: &str) -> Result<Lock, EnvelopeError> {
-        let _ = passphrase;
-        Ok(Lock {
-            file_key: Zeroizing::new(vec![0u8; 32]),
-            public: LockPublic {
-                u: vec![0; 48],
-                ue: vec![0; 32],
-                o: vec![0; 48],
-                oe: vec![0; 32],
-                perms: vec![0; 16],
-            },
-        })
+        let (file_key, public) = crypt::make_lock(passphrase)?;
+        Ok(Lock { file_key, public })
     }
 
     /// The lock again from its two stored halves (the key unsealed from the HSM).
-    pub fn from_parts(file_key: Zeroizing<Vec<u8>>, public: LockPublic) -> Result<Lock, EnvelopeError> {
+    pub fn from_parts(
+        file_key: Zeroizing<Vec<u8>>,
+        public: LockPublic,
+    ) -> Result<Lock, EnvelopeError> {
         if file_key.len() != 32 {
             return Err(EnvelopeError::Malformed("file key length"));
         }

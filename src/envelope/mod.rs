@@ -15,6 +15,9 @@
 //! envelopes ([`open`]).
 
 pub mod crypt;
+mod letter;
+mod pdf;
+mod read;
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -107,26 +110,186 @@ pub struct Opened {
 
 /// The envelope PDF of `letter`, encrypted with `lock`.
 pub fn seal(lock: &Lock, letter: &Letter) -> Result<Vec<u8>, EnvelopeError> {
-    let _ = lock;
-    Ok(format!(
-        "%PDF-2.0\nPUK {}\nEMERGENCY {}\nSERIAL {}\n%%EOF\n",
-        letter.puk, letter.emergency_code, letter.serial_number
-    )
-    .into_bytes())
+    pdf::write(lock, letter)
 }
 
-/// Opens an envelope made by [`seal`] with the subscriber's passphrase.
+/// Opens an envelope made by [`seal`] with the subscriber's passphrase: a passphrase that
+/// does not match U is [`EnvelopeError::WrongPassphrase`].
 pub fn open(pdf: &[u8], passphrase: &str) -> Result<Opened, EnvelopeError> {
-    let _ = passphrase;
-    let text = String::from_utf8_lossy(pdf);
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-            .ok_or(EnvelopeError::Malformed("field missing"))
-    };
-    Ok(Opened {
-        puk: field("PUK ")?,
-        emergency_code: field("EMERGENCY ")?,
-        serial_number: field("SERIAL ")?,
-    })
+    read::open(pdf, passphrase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(locale: Locale) -> Letter {
+        Letter {
+            locale,
+            given_name: "Niccolò".into(),
+            surname: "Caccioppoli-D'Aragona".into(),
+            user_id: "niccolo.daragona".into(),
+            credential_id: "6f1c2a9e-1b7d-4c55-9d0e-2f6b8a7c1d33".into(),
+            serial_number: "4F2A9C01D7E3B5681A2C".into(),
+            puk: "73920418".into(),
+            emergency_code: "K7QF-2M9X-RT4H-8WZC".into(),
+            issued_on: time::macros::date!(2026 - 12 - 02),
+        }
+    }
+
+    #[test]
+    fn an_envelope_opens_with_its_passphrase_and_gives_the_three_values() {
+        for locale in [Locale::It, Locale::En] {
+            let lock = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+            let pdf = seal(&lock, &letter(locale)).unwrap();
+            assert!(pdf.starts_with(b"%PDF-2.0\n"));
+            let opened = open(&pdf, "una frase lunga e segreta").unwrap();
+            assert_eq!(
+                opened,
+                Opened {
+                    puk: "73920418".into(),
+                    emergency_code: "K7QF-2M9X-RT4H-8WZC".into(),
+                    serial_number: "4F2A9C01D7E3B5681A2C".into(),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_secret_is_in_the_clear() {
+        let lock = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+        let pdf = seal(&lock, &letter(Locale::It)).unwrap();
+        for secret in ["73920418", "K7QF-2M9X", "4F2A9C01", "Busta", "niccolo"] {
+            assert!(
+                !pdf.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} is in the clear"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_passphrase_is_refused() {
+        let lock = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+        let pdf = seal(&lock, &letter(Locale::It)).unwrap();
+        for wrong in ["una frase lunga e segreto", "", "Una frase lunga e segreta"] {
+            assert!(
+                matches!(open(&pdf, wrong), Err(EnvelopeError::WrongPassphrase)),
+                "{wrong:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_locks_of_one_passphrase_share_nothing() {
+        let a = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+        let b = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+        assert_ne!(a.file_key(), b.file_key());
+        assert_eq!(a.file_key().len(), 32);
+        let (pa, pb) = (a.public(), b.public());
+        assert_ne!(pa.u, pb.u);
+        assert_ne!(pa.u.get(32..48), pb.u.get(32..48), "salts");
+        assert_ne!(pa.ue, pb.ue);
+        assert_ne!(pa.o, pb.o);
+        assert_ne!(pa.oe, pb.oe);
+        assert_ne!(pa.perms, pb.perms);
+        assert_eq!(
+            (
+                pa.u.len(),
+                pa.ue.len(),
+                pa.o.len(),
+                pa.oe.len(),
+                pa.perms.len()
+            ),
+            (48, 32, 48, 32, 16)
+        );
+        // Each lock opens its own envelopes only by the passphrase, never by the other's key.
+        let pdf = seal(&a, &letter(Locale::En)).unwrap();
+        let swapped = Lock::from_parts(Zeroizing::new(b.file_key().to_vec()), pa.clone()).unwrap();
+        let forged = seal(&swapped, &letter(Locale::En)).unwrap();
+        assert!(open(&pdf, "una frase lunga e segreta").is_ok());
+        assert!(matches!(
+            open(&forged, "una frase lunga e segreta"),
+            Err(EnvelopeError::Crypto(_) | EnvelopeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_lock_rebuilt_from_its_parts_seals_the_same_way() {
+        let lock = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+        let again = Lock::from_parts(
+            Zeroizing::new(lock.file_key().to_vec()),
+            lock.public().clone(),
+        )
+        .unwrap();
+        let pdf = seal(&again, &letter(Locale::It)).unwrap();
+        assert_eq!(
+            open(&pdf, "una frase lunga e segreta").unwrap().puk,
+            "73920418"
+        );
+        assert!(Lock::from_parts(Zeroizing::new(vec![0; 16]), lock.public().clone()).is_err());
+    }
+
+    #[test]
+    fn only_the_first_127_bytes_of_a_passphrase_count() {
+        let long = "x".repeat(127);
+        let lock = Lock::from_passphrase(&format!("{long}abc")).unwrap();
+        let pdf = seal(&lock, &letter(Locale::It)).unwrap();
+        assert!(open(&pdf, &format!("{long}abc")).is_ok());
+        assert!(
+            open(&pdf, &format!("{long}zzzzz")).is_ok(),
+            "byte 128 on is ignored"
+        );
+        assert!(open(&pdf, &long).is_ok());
+        assert!(matches!(
+            open(&pdf, &"x".repeat(126)),
+            Err(EnvelopeError::WrongPassphrase)
+        ));
+        // Multi-byte characters are cut on the byte, as the standard says.
+        let accented = "è".repeat(64); // 128 bytes
+        let lock = Lock::from_passphrase(&accented).unwrap();
+        let pdf = seal(&lock, &letter(Locale::It)).unwrap();
+        assert!(
+            open(&pdf, &format!("{}é", "è".repeat(63))).is_ok(),
+            "same first 127 bytes"
+        );
+        assert!(matches!(
+            open(&pdf, &"è".repeat(63)),
+            Err(EnvelopeError::WrongPassphrase)
+        ));
+    }
+
+    #[test]
+    fn accented_passphrases_and_names_survive() {
+        let lock = Lock::from_passphrase("perché è già così più").unwrap();
+        let mut it = letter(Locale::It);
+        it.serial_number = "àèéìòù".into(); // only to carry accents through the tagged field
+        let pdf = seal(&lock, &it).unwrap();
+        assert!(matches!(
+            open(&pdf, "perche e gia cosi piu"),
+            Err(EnvelopeError::WrongPassphrase)
+        ));
+        let opened = open(&pdf, "perché è già così più").unwrap();
+        assert_eq!(opened.serial_number, "àèéìòù");
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let lock = Lock::from_passphrase("una frase lunga e segreta").unwrap();
+        let pdf = seal(&lock, &letter(Locale::It)).unwrap();
+        for cut in [0, 8, pdf.len() / 2, pdf.len() - 40] {
+            let mut bad = pdf.clone();
+            bad.truncate(cut);
+            assert!(open(&bad, "una frase lunga e segreta").is_err());
+        }
+        let mut flipped = pdf.clone();
+        let at = flipped.len() / 2;
+        if let Some(b) = flipped.get_mut(at) {
+            *b ^= 0x55;
+        }
+        let _ = open(&flipped, "una frase lunga e segreta");
+        assert!(matches!(
+            open(b"%PDF-2.0\n%%EOF\n", "x"),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
 }

@@ -291,5 +291,8 @@ mod tests {
             open(b"%PDF-2.0\n%%EOF\n", "x"),
             Err(EnvelopeError::Malformed(_))
         ));
+        // An xref table naming a huge object number is refused, not allocated for.
+        let huge = b"%PDF-2.0\nxref\n99999999999 1\n0000000000 65535 f \ntrailer\n<< >>\nstartxref\n9\n%%EOF\n";
+        assert!(matches!(open(huge, "x"), Err(EnvelopeError::Malformed(_))));
     }
 }

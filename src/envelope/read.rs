@@ -13,6 +13,8 @@ type Result<T> = std::result::Result<T, EnvelopeError>;
 
 /// Nesting deeper than this is refused (our files nest three levels).
 const MAX_DEPTH: usize = 16;
+/// More objects than this are refused (our files have nine).
+const MAX_OBJECTS: usize = 1024;
 
 /// A PDF object, as far as this reader needs them.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,7 +329,11 @@ impl<'a> File<'a> {
                     };
                     let first = usize::try_from(first)
                         .map_err(|_| EnvelopeError::Malformed("xref subsection"))?;
-                    if !(0..=1 << 20).contains(&count) {
+                    // Ours have nine objects; a table naming more than MAX_OBJECTS is not ours
+                    // (and must not make us allocate for it).
+                    if !(0..=MAX_OBJECTS as i64).contains(&count)
+                        || first.saturating_add(count as usize) > MAX_OBJECTS
+                    {
                         return Err(EnvelopeError::Malformed("xref subsection"));
                     }
                     for i in 0..count as usize {

@@ -171,11 +171,18 @@ pub fn content(letter: &Letter) -> Vec<u8> {
     ];
     for (label, value, tag) in fields {
         page.text("F1", 10.0, MARGIN, y, &format!("{label}:"), None);
-        // Long values (a credential id, a serial number) go on a line of their own.
+        // Long values (a credential id, a long name) go on lines of their own below the label,
+        // wrapped at spaces; a tagged value stays one string so that `open` reads it whole.
         let value_x = MARGIN + 170.0;
         if width(value, 10.0) > TEXT_WIDTH - 170.0 {
-            y -= 14.0;
-            page.text("F2", 10.0, MARGIN + 12.0, y, value, tag);
+            let lines = match tag {
+                Some(_) => vec![value.to_owned()],
+                None => wrap(value, 10.0, TEXT_WIDTH - 12.0),
+            };
+            for line in lines {
+                y -= 14.0;
+                page.text("F2", 10.0, MARGIN + 12.0, y, &line, tag);
+            }
         } else {
             page.text("F2", 10.0, value_x, y, value, tag);
         }
@@ -394,6 +401,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_long_name_is_wrapped_and_the_page_keeps_its_margin() {
+        let letter = Letter {
+            locale: Locale::It,
+            given_name: "Maria Giovanna Benedetta Ludovica Anna".repeat(2),
+            surname: "della Rovere di Montefeltro Sforza Visconti".repeat(2),
+            user_id: "m".into(),
+            credential_id: "6f1c2a9e-1b7d-4c55-9d0e-2f6b8a7c1d33".into(),
+            serial_number: "4F2A9C01D7E3B5681A2C".into(),
+            puk: "12345678".into(),
+            emergency_code: "ABCD-EFGH-IJKL-MNOP".into(),
+            issued_on: time::macros::date!(2026 - 12 - 02),
+        };
+        let content = String::from_utf8_lossy(&content(&letter)).into_owned();
+        let mut lowest = f32::MAX;
+        for line in content.lines().filter(|l| l.contains(" Td ")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "Td").unwrap();
+            let (x, y): (f32, f32) = (
+                words[at - 2].parse().unwrap(),
+                words[at - 1].parse().unwrap(),
+            );
+            let size: f32 = words[2].parse().unwrap();
+            let raw = &line[line.find('(').unwrap() + 1..line.rfind(')').unwrap()];
+            // An octal escape (an accented letter) is one character of the line.
+            let mut text = String::new();
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    chars.by_ref().take(3).for_each(drop);
+                    text.push('e');
+                } else {
+                    text.push(c);
+                }
+            }
+            let text = text.as_str();
+            if words[1] != "/F3" {
+                assert!(
+                    x + width(text, size) <= PAGE_WIDTH as f32 - MARGIN + 0.5,
+                    "{line}"
+                );
+            }
+            lowest = lowest.min(y);
+        }
+        assert!(lowest >= MARGIN, "the letter ends at y = {lowest}");
     }
 
     #[test]

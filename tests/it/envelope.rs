@@ -179,6 +179,8 @@ print("DECRYPT", int(result))
 if int(result) == 0:
     sys.exit(3)
 print("PAGES", len(reader.pages))
+box = reader.pages[0].mediabox
+print("MEDIABOX", round(float(box.width)), round(float(box.height)))
 print(reader.pages[0].extract_text())
 "#;
         let out = Command::new(env("SIGILLO_TEST_PYTHON"))
@@ -192,6 +194,7 @@ print(reader.pages[0].extract_text())
         assert!(out.status.success(), "pypdf: {said}");
         assert!(said.contains("DECRYPT 1"), "the user password: {said}");
         assert!(said.contains("PAGES 1"), "{said}");
+        assert!(said.contains("MEDIABOX 595 842"), "one A4 page: {said}");
         for value in [PUK, CODE, SERIAL, "lucrezia.cardenas", "Càrdenas Niccolò"] {
             assert!(said.contains(value), "{value} not extracted: {said}");
         }

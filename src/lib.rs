@@ -31,6 +31,7 @@ pub mod db;
 pub mod der;
 pub mod devices;
 pub mod enrolment;
+pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod health;

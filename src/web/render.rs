@@ -44,6 +44,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "portal/home.html",
             include_str!("../../templates/portal/home.html"),
         ),
+        (
+            "portal/credential_form.html",
+            include_str!("../../templates/portal/credential_form.html"),
+        ),
+        (
+            "portal/password.html",
+            include_str!("../../templates/portal/password.html"),
+        ),
+        (
+            "portal/otp_device.html",
+            include_str!("../../templates/portal/otp_device.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -148,6 +160,9 @@ mod tests {
             "portal/layout.html",
             "portal/login.html",
             "portal/home.html",
+            "portal/credential_form.html",
+            "portal/password.html",
+            "portal/otp_device.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -182,6 +182,61 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/oauth2/token", oauth2::endpoints::token),
         endpoint(M::POST, "/oauth2/revoke", oauth2::endpoints::revoke),
         endpoint(M::GET, "/static/sigillo.css", pages::stylesheet),
+        // The subscriber portal's pages
+        endpoint(M::GET, "/portal/", pages::portal::home::home),
+        endpoint(M::GET, "/portal/login", pages::portal::login::form),
+        endpoint(M::POST, "/portal/login", pages::portal::login::submit),
+        endpoint(M::POST, "/portal/logout", pages::portal::login::logout),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/activate",
+            pages::portal::credentials::activate_page,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/activate",
+            pages::portal::credentials::activate_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/pin",
+            pages::portal::credentials::pin_page,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/pin",
+            pages::portal::credentials::pin_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/unblock",
+            pages::portal::credentials::unblock_page,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/unblock",
+            pages::portal::credentials::unblock_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/password",
+            pages::portal::account::password_form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/password",
+            pages::portal::account::password_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/otp/device",
+            pages::portal::account::device_form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/otp/device",
+            pages::portal::account::device_submit,
+        ),
         // Relying parties: certificate status and CA certificates
         endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
         endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),

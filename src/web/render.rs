@@ -56,6 +56,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "portal/otp_device.html",
             include_str!("../../templates/portal/otp_device.html"),
         ),
+        (
+            "portal/otp_app.html",
+            include_str!("../../templates/portal/otp_app.html"),
+        ),
+        (
+            "portal/setup.html",
+            include_str!("../../templates/portal/setup.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -73,6 +81,9 @@ pub struct Page {
     pub values: serde_json::Value,
     /// Origins, besides this one, that the page's forms may end up at (CSP `form-action`).
     pub form_targets: Vec<String>,
+    /// The page loads a script of its own from `/static/` (progressive enhancement only): the
+    /// CSP then allows scripts, and their requests, from this origin — never inline.
+    pub scripts: bool,
 }
 
 impl Page {
@@ -83,6 +94,7 @@ impl Page {
             status: StatusCode::OK,
             values,
             form_targets: Vec::new(),
+            scripts: false,
         }
     }
 }
@@ -118,6 +130,13 @@ pub fn page(page: Page) -> HttpResponse {
     let rendered = TEMPLATES
         .get_template(page.template)
         .and_then(|t| t.render(context));
+    let mut csp = content_security_policy(&page.form_targets);
+    if page.scripts {
+        csp = csp.replace(
+            "script-src 'none';",
+            "script-src 'self'; connect-src 'self';",
+        );
+    }
     let (status, body) = match rendered {
         Ok(body) => (page.status, body),
         Err(e) => {
@@ -130,10 +149,7 @@ pub fn page(page: Page) -> HttpResponse {
     };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            content_security_policy(&page.form_targets),
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .body(body)
@@ -163,6 +179,8 @@ mod tests {
             "portal/credential_form.html",
             "portal/password.html",
             "portal/otp_device.html",
+            "portal/otp_app.html",
+            "portal/setup.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

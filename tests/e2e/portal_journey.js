@@ -1,7 +1,10 @@
 // The subscriber's journey through the portal (/portal/) in a real browser: Playwright
 // (playwright-core) drives Debian's Chromium headless.
 //
-//   sign in (a wrong password first) → home → activate with the PUK (a wrong PUK, two PINs
+//   the setup e-mail's link (from the SMTP server's Maildir) → the setup page (password and
+//   envelope passphrase) → the sealed envelope e-mailed with the credential, decrypted with the
+//   passphrase by pypdf (tests/e2e/open_envelope.py) for the PUK → sign in (a wrong password
+//   first) → home → activate with the PUK (a wrong PUK, two PINs
 //   that differ first) → change the PIN → three wrong PINs block it → unblock with the PUK →
 //   change the password (two that differ first) → sign in again → the OTP device page with
 //   the QR code → sign out; then the same pages in English (the browser's language), with
@@ -15,13 +18,15 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { chromium } = require('playwright-core');
+const maildir = require('./maildir');
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) {
   args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 }
-for (const k of ['base-url', 'admin-url', 'admin-token', 'outbox', 'out-dir', 'axe']) {
+for (const k of ['base-url', 'admin-url', 'admin-token', 'outbox', 'out-dir', 'axe', 'maildir', 'python']) {
   if (!args[k]) { console.error(`missing --${k}`); process.exit(2); }
 }
 const BASE = args['base-url'];
@@ -49,24 +54,47 @@ async function admin(pathname, body) {
   return json;
 }
 
-// The subscriber, as the operator enrols them. (When enrolment moves to the e-mailed setup
-// link, this is the one place to change: return the user id and the password chosen there.)
+// The subscriber, as the operator enrols them: identity and contact data only (no password:
+// the subscriber chooses it on the setup page the e-mailed link opens).
 async function enrol() {
   const userId = `journey-${Date.now().toString(36)}`;
-  const password = 'Sigillo-Journey-2026!';
+  const email = `${userId}@example.org`;
   await admin('/admin/v1/users', {
-    user_id: userId, password, given_name: 'Mario', surname: 'Rossi',
-    fiscal_code: 'RSSMRA80A01H501U', email: 'mario.rossi@example.org', phone: '+393331234567',
-    otp_method: 'sms',
+    user_id: userId, given_name: 'Mario', surname: 'Rossi',
+    fiscal_code: 'RSSMRA80A01H501U', email, phone: '+393331234567', otp_method: 'sms',
   });
-  return { userId, password };
+  return { userId, email, password: 'Sigillo-Journey-2026!', passphrase: 'una busta ben chiusa 2026' };
 }
 
-// The PUK of a new credential, as the subscriber gets it. THE ONE PLACE to change when the
-// PUK moves into the encrypted envelope e-mail: today the admin API still returns it.
-async function pukOf(created) {
-  check(/^\d{8}$/.test(created?.activation?.puk ?? ''), 'a PUK', created);
-  return created.activation.puk;
+// The setup link of the e-mail the subscriber got, on this gateway (the test gateway's
+// `enrolment.setup_link` names no host of its own: the token is what counts).
+async function setupLinkOf(email) {
+  const mail = await maildir.waitFor(args.maildir, email, (m) => /\/portal\/setup\?token=/.test(m.text), 'the setup link');
+  const token = /\/portal\/setup\?token=([A-Za-z0-9_-]+)/.exec(mail.text)[1];
+  return `${BASE}/portal/setup?token=${token}`;
+}
+
+// The PUK of a new credential, as the subscriber gets it: the sealed envelope attached to an
+// e-mail, opened with the passphrase by pypdf, read off the letter.
+async function pukOf(email, passphrase, serial) {
+  const mail = await maildir.waitFor(args.maildir, email, (m) => m.attachments.some((a) => a.filename === `busta-${serial}.pdf`), 'the sealed envelope');
+  const pdf = mail.attachments.find((a) => a.filename === `busta-${serial}.pdf`).content;
+  const open = (pass) => {
+    try {
+      return { ok: true, text: execFileSync(args.python, [path.join(__dirname, 'open_envelope.py'), pass], { input: pdf }).toString() };
+    } catch (e) {
+      return { ok: false, status: e.status };
+    }
+  };
+  check(open('not the passphrase').status === 3, 'a wrong passphrase does not open the envelope');
+  const opened = open(passphrase);
+  check(opened.ok, 'the passphrase opens the envelope', opened);
+  const text = opened.text.replace(/\s+/g, ' ');
+  check(text.includes(serial), 'the envelope names the serial number', text);
+  const puk = /PUK\b[^0-9]*(\d{8})/.exec(text);
+  check(puk, 'a PUK in the envelope', text);
+  check(/[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}/.test(text), 'an emergency code in the envelope', text);
+  return puk[1];
 }
 
 // The newest SMS code of the outbox (the gateway's SMS sink).
@@ -87,6 +115,10 @@ const PHONE = { width: 375, height: 740 };
 // The strings the journey clicks and reads, per language.
 const T = {
   it: {
+    setupPassword: 'Nuova password', setupPassword2: 'Ripeti la password', passphrase: 'Passphrase',
+    passphrase2: 'Ripeti la passphrase', setupSubmit: 'Attiva',
+    passphrasesDiffer: 'Le due passphrase non coincidono.',
+    setupDone: 'Fatto: la password e la passphrase sono impostate. Le buste cifrate delle tue credenziali arriveranno per e-mail.',
     userId: 'Codice utente', password: 'Password', signIn: 'Accedi', sms: 'Inviami un SMS',
     puk: 'PUK', currentPin: 'PIN attuale', newPin: 'Nuovo PIN', newPin2: 'Ripeti il nuovo PIN',
     otp: 'Codice OTP', confirm: 'Conferma', activate: 'Attiva', changePin: 'Cambia PIN',
@@ -113,10 +145,10 @@ const T = {
 };
 
 async function main() {
-  const { userId, password } = await enrol();
+  const { userId, email, password, passphrase } = await enrol();
   const created = await admin(`/admin/v1/users/${userId}/credentials`, { key_algo: 'ec-p256', purpose: 'signing' });
+  check(created.envelope === 'awaiting_setup' && created.activation === undefined, 'the operator gets no PUK', created);
   const credentialId = created.credential_id;
-  const puk = await pukOf(created);
 
   const browser = await chromium.launch(LAUNCH);
   const axeContext = await browser.newContext({ bypassCSP: true, viewport: DESKTOP });
@@ -201,6 +233,27 @@ async function main() {
     const itContext = await browser.newContext({ locale: 'it-IT', viewport: DESKTOP });
     const page = await itContext.newPage();
     watch(page);
+
+    // Setup from the e-mailed link: two passphrases that differ first, then the password and
+    // the passphrase; the envelope of the credential the operator created meanwhile follows.
+    await page.goto(await setupLinkOf(email));
+    await capture(page, 'it', 'setup');
+    const setupForm = async (passphrase2) => {
+      await label(page, it.setupPassword).fill(password);
+      await label(page, it.setupPassword2).fill(password);
+      await label(page, it.passphrase).fill(passphrase);
+      await label(page, it.passphrase2).fill(passphrase2);
+      await go(page, button(page, it.setupSubmit));
+    };
+    await setupForm(`${passphrase} x`);
+    check(await alertText(page) === it.passphrasesDiffer, 'passphrases differ (it)', await alertText(page));
+    await capture(page, 'it', 'setup-refused');
+    await setupForm(passphrase);
+    check((await page.getByRole('status').textContent()).trim() === it.setupDone, 'setup done (it)');
+    await capture(page, 'it', 'setup-done');
+    const puk = await pukOf(email, passphrase, created.serial_number);
+    step('set up, envelope opened');
+
     await page.goto(`${BASE}/portal/`);
     check(new URL(page.url()).pathname === '/portal/login', 'signed out: the sign-in page', page.url());
     check(await page.getAttribute('html', 'lang') === 'it', 'Italian by default');

@@ -988,7 +988,8 @@ async fn the_otp_moves_to_an_authenticator_app_with_the_qr_code_in_the_portal() 
 }
 
 /// The subscriber's journey in Debian's Chromium, driven by Playwright
-/// (tests/e2e/portal_journey.js): sign in, activate with the PUK, change the PIN, block it with
+/// (tests/e2e/portal_journey.js): the setup link from the e-mail, password and passphrase on
+/// the setup page, the envelope decrypted with pypdf for the PUK, sign in, activate with the PUK, change the PIN, block it with
 /// three wrong PINs and unblock it with the PUK, change the password, the OTP device page, sign
 /// out; refusals read in Italian and English; axe-core finds nothing serious or critical on any
 /// page. Screenshots of every page (it and en, desktop and 375 px) land in
@@ -1016,7 +1017,9 @@ async fn a_browser_walks_the_subscriber_through_the_portal() {
         .arg("--out-dir")
         .arg(&out)
         .arg("--axe")
-        .arg(&axe);
+        .arg(&axe)
+        .args(["--maildir", &crate::support::env("SIGILLO_TEST_MAILDIR")])
+        .args(["--python", &crate::support::env("SIGILLO_TEST_PYTHON")]);
     let run = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
@@ -1030,7 +1033,7 @@ async fn a_browser_walks_the_subscriber_through_the_portal() {
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{stdout}\n{stderr}"));
     let steps = summary["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 8, "{summary}");
+    assert_eq!(steps.len(), 9, "{summary}");
     let audited = summary["audited"].as_array().unwrap();
     assert!(audited.len() >= 20, "axe ran on every page: {summary}");
     let shots = summary["screenshots"].as_array().unwrap();

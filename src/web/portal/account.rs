@@ -168,7 +168,7 @@ enum DeviceStep {
 }
 
 /// The Base32 secret of an `otpauth://` URI, for typing into an app that cannot scan.
-fn secret_of(otpauth_uri: &str) -> Option<String> {
+pub(super) fn secret_of(otpauth_uri: &str) -> Option<String> {
     let url = url::Url::parse(otpauth_uri).ok()?;
     let secret = url
         .query_pairs()

@@ -27,9 +27,11 @@
 //! 5. the route in `app::public_endpoints` and its block in openapi/sigillo.yaml.
 
 pub mod account;
+pub mod app;
 pub mod credentials;
 pub mod home;
 pub mod login;
+pub mod setup;
 pub mod strings;
 
 use std::future::Future;
@@ -97,12 +99,19 @@ fn query_lang(req: &HttpRequest) -> Option<String> {
 /// `auth::password_change_required(services, user_id)`. While it says true, every portal page
 /// but the password page (and sign-out) sends the subscriber to `/portal/password`. Until the
 /// function lands this answers `false`.
-async fn password_change_pending(_services: &Services, _user_id: &str) -> Result<bool, AuthError> {
-    Ok(false)
+pub(super) async fn password_change_pending(
+    services: &Services,
+    user_id: &str,
+) -> Result<bool, AuthError> {
+    crate::auth::password_change_required(services, user_id).await
 }
 
 /// Paths a subscriber who must change the password may still reach.
 const OPEN_WHILE_FORCED: &[&str] = &["/portal/password", "/portal/logout"];
+
+/// Paths a subscriber whose authenticator app is not enrolled yet may still reach (the
+/// password comes first).
+const OPEN_WITHOUT_APP: &[&str] = &[app::APP, "/portal/password", "/portal/logout"];
 
 impl FromRequest for SignedIn {
     type Error = actix_web::Error;
@@ -134,6 +143,13 @@ impl FromRequest for SignedIn {
                 .map_err(|e| stop(unavailable(lang, &e)))?;
             if forced && !OPEN_WHILE_FORCED.contains(&req.path()) {
                 return Err(stop(redirect("/portal/password", lang, &[])));
+            }
+            // Then an authenticator-app subscriber enrols the app: nothing else works without it.
+            let no_app = crate::devices::app_enrolment_pending(&services, &session.user_id)
+                .await
+                .map_err(|e| stop(unavailable(lang, &e)))?;
+            if !forced && no_app && !OPEN_WITHOUT_APP.contains(&req.path()) {
+                return Err(stop(redirect(app::APP, lang, &[])));
             }
             Ok(SignedIn {
                 user_id: session.user_id,
@@ -352,6 +368,7 @@ fn otp_refusal(e: &OtpError) -> Option<&'static str> {
         OtpError::RateLimited { .. } => "otp_limit",
         OtpError::TooManyWrong { .. } => "too_many",
         OtpError::NotOnline => "portal_not_sms",
+        OtpError::NoApp => "portal_no_app",
         OtpError::Wrong
         | OtpError::Expired
         | OtpError::Replayed
@@ -432,6 +449,8 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
             DeviceError::BadPhone => "portal_bad_phone",
             DeviceError::NothingPending => "portal_nothing_pending",
             DeviceError::NewDeviceCode => "portal_new_device_code",
+            DeviceError::AppEnrolled => "portal_app_enrolled",
+            DeviceError::NotTotpUser => "portal_not_totp",
             DeviceError::CurrentFactor(o) | DeviceError::Otp(o) => otp_refusal(o)?,
             DeviceError::Auth(a) => auth_refusal(a)?,
             DeviceError::Db(_) | DeviceError::Audit(_) | DeviceError::Qr(_) => return None,
@@ -473,6 +492,7 @@ pub fn done_notice(lang: Lang, done: Option<&str>) -> Option<String> {
         "activated" => "portal_done_activated",
         "pin" => "portal_done_pin",
         "unblocked" => "portal_done_unblocked",
+        "app" => "portal_done_app",
         _ => return None,
     };
     Some(lang.text(key).to_owned())

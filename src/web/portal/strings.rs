@@ -4,6 +4,16 @@
 
 /// Italian.
 pub const IT: &[(&str, &str)] = &[
+    ("portal_app_title", "App di autenticazione"),
+    (
+        "portal_app_intro",
+        "Firmi con un codice dell'app di autenticazione (ad esempio FreeOTP o Google Authenticator). Registrala ora: la pagina mostra un codice QR da inquadrare con l'app, poi scrivi il codice che l'app mostra.",
+    ),
+    ("portal_app_start", "Mostra il codice QR"),
+    (
+        "portal_done_app",
+        "App di autenticazione registrata: i codici OTP ora vengono da lei.",
+    ),
     ("portal_home", "Torna ai tuoi certificati"),
     ("portal_nav", "Il tuo account"),
     ("portal_sign_out", "Esci"),
@@ -77,6 +87,15 @@ pub const IT: &[(&str, &str)] = &[
     ),
     ("portal_signed_out", "La sessione è terminata: accedi di nuovo."),
     ("portal_not_sms", "Il tuo codice OTP viene dall'app di autenticazione, non via SMS."),
+    (
+        "portal_no_app",
+        "Non hai ancora registrato l'app di autenticazione: registrala prima dalla pagina «App di autenticazione».",
+    ),
+    (
+        "portal_app_enrolled",
+        "Un'app di autenticazione è già registrata: per cambiarla usa «Dispositivo OTP».",
+    ),
+    ("portal_not_totp", "Il tuo codice OTP arriva via SMS: non serve un'app."),
     ("portal_wrong_password", "La password attuale non è corretta."),
     (
         "portal_same_password",
@@ -170,6 +189,16 @@ pub const IT: &[(&str, &str)] = &[
 
 /// English.
 pub const EN: &[(&str, &str)] = &[
+    ("portal_app_title", "Authenticator app"),
+    (
+        "portal_app_intro",
+        "You sign with a code from an authenticator app (for example FreeOTP or Google Authenticator). Enrol it now: the page shows a QR code to scan with the app, then type the code the app shows.",
+    ),
+    ("portal_app_start", "Show the QR code"),
+    (
+        "portal_done_app",
+        "Authenticator app enrolled: your OTP codes now come from it.",
+    ),
     ("portal_home", "Back to your certificates"),
     ("portal_nav", "Your account"),
     ("portal_sign_out", "Sign out"),
@@ -251,6 +280,15 @@ pub const EN: &[(&str, &str)] = &[
         "The form has expired or does not come from this site: nothing was done. Reload the page and try again.",
     ),
     ("portal_signed_out", "Your session has ended: sign in again."),
+    (
+        "portal_no_app",
+        "You have not enrolled your authenticator app yet: enrol it first on the \"Authenticator app\" page.",
+    ),
+    (
+        "portal_app_enrolled",
+        "An authenticator app is already enrolled: to change it, use \"OTP device\".",
+    ),
+    ("portal_not_totp", "Your OTP code comes by SMS: you need no app."),
     (
         "portal_not_sms",
         "Your OTP code comes from your authenticator app, not by SMS.",

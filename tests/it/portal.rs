@@ -871,9 +871,9 @@ async fn the_password_changes_in_the_portal_and_every_session_ends() {
     let home = browser.get("/portal/").await;
     assert_eq!(home.status, StatusCode::SEE_OTHER, "signed out");
     let changed = TestUser {
-        user_id: user.user_id.clone(),
         password: new.into(),
         totp_uri: None,
+        ..user.clone()
     };
     Browser::signed_in(&app, &changed).await;
     let old = Browser::new(&app.public)

@@ -122,7 +122,7 @@ pub struct TestApp {
 
 /// A subscriber created through the admin API who completed the setup (and, for TOTP, enrolled
 /// the app) as a subscriber would.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TestUser {
     pub user_id: String,
     pub password: String,

@@ -119,6 +119,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         ),
         endpoint(
             M::GET,
+            "/api/v1/credentials/{credential_id}/history",
+            portal::history::history,
+        ),
+        endpoint(
+            M::GET,
             "/api/v1/notifications",
             portal::credentials::notifications,
         ),

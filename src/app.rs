@@ -187,6 +187,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/oauth2/token", oauth2::endpoints::token),
         endpoint(M::POST, "/oauth2/revoke", oauth2::endpoints::revoke),
         endpoint(M::GET, "/static/sigillo.css", pages::stylesheet),
+        // The subscriber portal's pages
+        endpoint(M::GET, "/portal/", pages::portal::home::home),
+        endpoint(M::GET, "/portal/login", pages::portal::login::form),
+        endpoint(M::POST, "/portal/login", pages::portal::login::submit),
+        endpoint(M::POST, "/portal/logout", pages::portal::login::logout),
         // Relying parties: certificate status and CA certificates
         endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
         endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),

@@ -1,6 +1,7 @@
 //! Languages of the pages: Italian (the default) and English, chosen by `?lang=` (or the
 //! hidden `lang` of a form), else by the browser's `Accept-Language`. Every string of every
-//! page is in the two tables below, one per language, with the same keys.
+//! page is in the two tables below, one per language, with the same keys (the portal's own
+//! strings in the two tables of `web::portal::strings`).
 
 use std::collections::BTreeMap;
 
@@ -69,21 +70,22 @@ impl Lang {
 
     /// Every string of the pages in this language, by key.
     pub fn strings(self) -> BTreeMap<&'static str, &'static str> {
-        let table = match self {
-            Lang::It => IT,
-            Lang::En => EN,
+        self.tables().flat_map(|t| t.iter().copied()).collect()
+    }
+
+    /// The tables of this language: the shared one here, then each part's own (the portal's).
+    fn tables(self) -> impl Iterator<Item = &'static [(&'static str, &'static str)]> {
+        let tables: [&'static [(&'static str, &'static str)]; 2] = match self {
+            Lang::It => [IT, crate::web::portal::strings::IT],
+            Lang::En => [EN, crate::web::portal::strings::EN],
         };
-        table.iter().copied().collect()
+        tables.into_iter()
     }
 
     /// One string; the key itself when it is missing (a test keeps the tables complete).
     pub fn text(self, key: &str) -> &'static str {
-        let table = match self {
-            Lang::It => IT,
-            Lang::En => EN,
-        };
-        table
-            .iter()
+        self.tables()
+            .flat_map(|t| t.iter())
             .find(|(k, _)| *k == key)
             .map_or("?", |(_, v)| v)
     }
@@ -204,8 +206,9 @@ mod tests {
         let it: Vec<_> = Lang::It.strings().into_keys().collect();
         let en: Vec<_> = Lang::En.strings().into_keys().collect();
         assert_eq!(it, en);
-        assert_eq!(it.len(), IT.len(), "no key twice");
-        assert_eq!(en.len(), EN.len(), "no key twice");
+        let all = |l: Lang| l.tables().map(<[_]>::len).sum::<usize>();
+        assert_eq!(it.len(), all(Lang::It), "no key twice");
+        assert_eq!(en.len(), all(Lang::En), "no key twice");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod csrf;
 pub mod i18n;
+pub mod portal;
 pub mod render;
 pub mod session;
 

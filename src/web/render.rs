@@ -32,6 +32,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "oauth2_consent.html",
             include_str!("../../templates/oauth2_consent.html"),
         ),
+        (
+            "portal/layout.html",
+            include_str!("../../templates/portal/layout.html"),
+        ),
+        (
+            "portal/login.html",
+            include_str!("../../templates/portal/login.html"),
+        ),
+        (
+            "portal/home.html",
+            include_str!("../../templates/portal/home.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -133,6 +145,9 @@ mod tests {
             "error.html",
             "oauth2_login.html",
             "oauth2_consent.html",
+            "portal/layout.html",
+            "portal/login.html",
+            "portal/home.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -97,4 +97,19 @@ impl SessionCookie {
         }
         Ok(Some(found))
     }
+
+    /// Ends the session of `req` (if any) on every node; returns the cookie that clears it.
+    pub async fn end(&self, kv: &Kv, req: &HttpRequest) -> Result<Cookie<'static>, KvError> {
+        if let Some(cookie) = req.cookie(self.name) {
+            let mut conn = kv.conn();
+            let _: u64 = conn.del(key(kv, cookie.value())).await?;
+        }
+        let mut gone = Cookie::build(self.name, "")
+            .path("/")
+            .http_only(true)
+            .same_site(self.same_site)
+            .finish();
+        gone.make_removal();
+        Ok(gone)
+    }
 }

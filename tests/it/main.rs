@@ -29,6 +29,7 @@ mod ops;
 mod otp;
 mod pin_race;
 mod pki;
+mod portal;
 mod postgres_outage;
 mod pyhanko;
 mod recovery;

@@ -1,0 +1,521 @@
+//! The subscriber portal's pages (`/portal/`), driven over HTTP as a browser would: a cookie
+//! jar, forms with their hidden fields, redirects looked at one by one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{TestApp, TestUser};
+
+/// A browser: a cookie jar and no automatic redirects.
+pub struct Browser {
+    base: String,
+    http: reqwest::Client,
+    pub cookies: HashMap<String, String>,
+    /// Set on every request (e.g. `Accept-Language`).
+    pub accept_language: Option<String>,
+}
+
+/// A response as the browser got it.
+pub struct Shown {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The page with the escapes of its attribute values undone (`&#x2f;` is `/`).
+    pub body: String,
+    /// The page as sent.
+    pub raw: String,
+}
+
+/// `text` with the escapes minijinja writes undone.
+pub fn unescape(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl Shown {
+    /// The value of the first hidden input `name`.
+    pub fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no hidden {name} in:\n{}", self.body))
+            + marker.len();
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    pub fn location(&self) -> String {
+        self.headers
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no Location ({}):\n{}", self.status, self.body))
+    }
+
+    /// The `Set-Cookie` header of cookie `name`.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with(&format!("{name}=")))
+    }
+
+    /// The text of the page's `role="alert"` box.
+    pub fn alert(&self) -> String {
+        let start = self
+            .body
+            .find("role=\"alert\"")
+            .unwrap_or_else(|| panic!("no alert ({}):\n{}", self.status, self.body));
+        let rest = &self.body[start..];
+        let text = &rest[rest.find('>').unwrap() + 1..];
+        text[..text.find('<').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser::with_client(
+            base,
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        )
+    }
+
+    pub fn with_client(base: &str, http: reqwest::Client) -> Browser {
+        Browser {
+            base: base.to_owned(),
+            http,
+            cookies: HashMap::new(),
+            accept_language: None,
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn shown(&mut self, res: reqwest::Response) -> Shown {
+        let status = res.status();
+        let headers = res.headers().clone();
+        for value in headers.get_all(SET_COOKIE) {
+            let value = value.to_str().unwrap();
+            let pair = value.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if value.contains("Max-Age=0") || v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let raw = res.text().await.unwrap();
+        Shown {
+            status,
+            headers,
+            body: unescape(&raw),
+            raw,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Shown {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header());
+        if let Some(lang) = &self.accept_language {
+            req = req.header(ACCEPT_LANGUAGE, lang);
+        }
+        let res = req.send().await.unwrap();
+        self.shown(res).await
+    }
+
+    /// POSTs `fields` as a form (exactly these: no CSRF token is added).
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Shown {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .form(fields);
+        if let Some(lang) = &self.accept_language {
+            req = req.header(ACCEPT_LANGUAGE, lang);
+        }
+        let res = req.send().await.unwrap();
+        self.shown(res).await
+    }
+
+    /// Submits the form of `page` posting to `action`: its CSRF token and `lang` plus `fields`.
+    pub async fn submit(&mut self, page: &Shown, action: &str, fields: &[(&str, &str)]) -> Shown {
+        let (csrf, lang) = (page.hidden("csrf"), page.hidden("lang"));
+        let mut form = vec![("csrf", csrf.as_str()), ("lang", lang.as_str())];
+        form.extend_from_slice(fields);
+        self.post(action, &form).await
+    }
+
+    /// Signs in through the sign-in page; returns the answer to the form (a 303 when signed in).
+    pub async fn sign_in(&mut self, user_id: &str, password: &str) -> Shown {
+        let page = self.get("/portal/login").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        self.submit(
+            &page,
+            "/portal/login",
+            &[("user_id", user_id), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn signed_in(app: &TestApp, user: &TestUser) -> Browser {
+        let mut browser = Browser::new(&app.public);
+        let done = browser.sign_in(&user.user_id, &user.password).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location(), "/portal/");
+        browser
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_read_the_same_in_both_languages() {
+    let app = TestApp::spawn_with(|c| c.security.login_max_failures = 3).await;
+    let user = app.create_user("sms").await;
+    let mut browser = Browser::new(&app.public);
+    let wrong = browser.sign_in(&user.user_id, "Wrong-Password-1!").await;
+    let unknown = browser.sign_in("nobody-here", "Wrong-Password-1!").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.alert(), "Codice utente o password non corretti.");
+    assert_eq!(wrong.alert(), unknown.alert());
+    assert!(wrong.set_cookie("sigillo_portal").is_none());
+    // The same login budget as auth/login: the third wrong password spends it.
+    browser.accept_language = Some("en-GB,en;q=0.9".into());
+    let wrong = browser.sign_in(&user.user_id, "Wrong-Password-2!").await;
+    assert_eq!(wrong.alert(), "Wrong user ID or password.");
+    let limited = browser.sign_in(&user.user_id, "Wrong-Password-3!").await;
+    let limited = if limited.status == StatusCode::BAD_REQUEST {
+        browser.sign_in(&user.user_id, &user.password).await
+    } else {
+        limited
+    };
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    assert_eq!(
+        limited.alert(),
+        "Too many attempts: try again in a few minutes."
+    );
+    // Even the right password now waits, and the JSON API sees the same budget.
+    let right = browser.sign_in(&user.user_id, &user.password).await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    let api = app
+        .client
+        .post(format!("{}/csc/v2/auth/login", app.public))
+        .basic_auth(&user.user_id, Some(&user.password))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_strict_and_ends_when_idle_or_signed_out() {
+    let app = TestApp::spawn_with(|c| c.web.session_idle_secs = 2).await;
+    let user = app.create_user("sms").await;
+    let mut browser = Browser::new(&app.public);
+    let done = browser.sign_in(&user.user_id, &user.password).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let cookie = done.set_cookie("sigillo_portal").expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    assert_eq!(
+        cookie.split(';').next().unwrap().len(),
+        "sigillo_portal=".len() + 43
+    );
+    let home = browser.get("/portal/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains(&user.user_id));
+    let csp = home.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'none'"), "{csp}");
+    assert!(!home.raw.contains("<script"), "no script on a page");
+
+    // Idle for longer than web.session_idle_secs: signed out.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let idle = browser.get("/portal/").await;
+    assert_eq!(idle.status, StatusCode::SEE_OTHER);
+    assert!(idle.location().starts_with("/portal/login?"));
+
+    // Sign-out ends the session on the server, not only in this browser.
+    let done = browser.sign_in(&user.user_id, &user.password).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let session = browser.cookies["sigillo_portal"].clone();
+    let home = browser.get("/portal/").await;
+    let out = browser.submit(&home, "/portal/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/portal/login?done=signed_out&lang=it");
+    assert!(!browser.cookies.contains_key("sigillo_portal"));
+    browser.cookies.insert("sigillo_portal".into(), session);
+    let replayed = browser.get("/portal/").await;
+    assert_eq!(replayed.status, StatusCode::SEE_OTHER, "{}", replayed.body);
+}
+
+#[tokio::test]
+async fn without_a_session_a_page_goes_to_sign_in_and_next_never_leaves_the_portal() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let mut browser = Browser::new(&app.public);
+    let away = browser.get("/portal/?lang=en").await;
+    assert_eq!(away.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        away.location(),
+        "/portal/login?next=%2Fportal%2F%3Flang%3Den&lang=en"
+    );
+    let login = browser.get(&away.location()).await;
+    assert_eq!(login.hidden("next"), "/portal/?lang=en");
+    assert!(
+        login.body.contains("Sign in to the portal"),
+        "{}",
+        login.body
+    );
+    let done = browser
+        .submit(
+            &login,
+            "/portal/login",
+            &[
+                ("user_id", &user.user_id),
+                ("password", &user.password),
+                ("next", "/portal/?lang=en"),
+            ],
+        )
+        .await;
+    assert_eq!(done.location(), "/portal/?lang=en");
+
+    // `next` pointing anywhere but a portal path goes home instead.
+    for next in [
+        "https://evil.example/",
+        "//evil.example/portal/",
+        "/\\evil.example",
+        "/portal//evil.example",
+        "/oauth2/authorize",
+    ] {
+        let mut other = Browser::new(&app.public);
+        let page = other
+            .get(&format!(
+                "/portal/login?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            ))
+            .await;
+        assert_eq!(page.hidden("next"), "/portal/", "{next}");
+        let csrf = page.hidden("csrf");
+        let done = other
+            .post(
+                "/portal/login",
+                &[
+                    ("csrf", &csrf),
+                    ("user_id", &user.user_id),
+                    ("password", &user.password),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(done.location(), "/portal/", "{next}");
+    }
+}
+
+/// Every POST of the portal (from the route table), signed in, with the CSRF token missing or
+/// wrong: 403 with a readable page, and nothing done.
+#[tokio::test]
+async fn every_portal_post_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let posts: Vec<String> = sigillo::app::public_endpoints()
+        .iter()
+        .filter(|e| e.method.as_str() == "POST" && e.path.starts_with("/portal/"))
+        .map(|e| e.path.replace("{credential_id}", &credential.id))
+        .collect();
+    assert!(posts.len() >= 2, "{posts:?}");
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let new_pin = "24681357";
+    let fields = [
+        ("user_id", user.user_id.as_str()),
+        ("password", user.password.as_str()),
+        ("new_password", "Another-Password-9?"),
+        ("new_password2", "Another-Password-9?"),
+        ("puk", credential.puk.as_str()),
+        ("pin", new_pin),
+        ("new_pin", new_pin),
+        ("new_pin2", new_pin),
+        ("otp", "123456"),
+        ("action", "sms"),
+    ];
+    for path in &posts {
+        for csrf in [None, Some("x".repeat(43))] {
+            let mut form: Vec<(&str, &str)> = fields.to_vec();
+            if let Some(csrf) = &csrf {
+                form.push(("csrf", csrf));
+            }
+            let refused = browser.post(path, &form).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path} {csrf:?}");
+            assert!(
+                refused.alert().starts_with("Il modulo è scaduto"),
+                "{path}: {}",
+                refused.body
+            );
+        }
+    }
+    // Still signed in, credential still inactive, password unchanged, no SMS sent.
+    let home = browser.get("/portal/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("data-status=\"inactive\""),
+        "{}",
+        home.body
+    );
+    app.login(&user).await;
+    assert!(
+        !std::path::Path::new(&app.config.otp.outbox_path).exists()
+            || std::fs::read_to_string(&app.config.otp.outbox_path)
+                .unwrap()
+                .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn home_shows_a_card_per_credential_with_only_its_actions_in_either_language() {
+    let app = TestApp::spawn().await;
+    let (user, _, active, _) = app.active_credential("ec-p256", "signing").await;
+    let inactive = app
+        .create_credential(&user, "rsa-2048", "authentication")
+        .await;
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let home = browser.get("/portal/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    let card = |id: &str| -> String {
+        let start = home
+            .body
+            .find(&format!("data-credential=\"{id}\""))
+            .unwrap();
+        let rest = &home.body[start..];
+        rest[..rest.find("</section>").unwrap()].to_owned()
+    };
+    let (a, i) = (card(&active), card(&inactive.id));
+    assert!(a.contains("Firma digitale") && a.contains("Attivo"), "{a}");
+    assert!(
+        a.contains(&format!("/portal/credentials/{active}/pin?lang=it")),
+        "{a}"
+    );
+    assert!(!a.contains("/activate") && !a.contains("/unblock"), "{a}");
+    assert!(
+        a.contains("giorni rimasti") && a.contains("Numero di serie"),
+        "{a}"
+    );
+    assert!(
+        i.contains("Autenticazione") && i.contains("Da attivare"),
+        "{i}"
+    );
+    assert!(
+        i.contains("/activate?lang=it") && !i.contains("/pin?"),
+        "{i}"
+    );
+    // A serial number as the JSON API gives it.
+    let token = app.login(&user).await;
+    let listed: Value = app
+        .client
+        .get(format!("{}/api/v1/credentials", app.public))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for c in listed["credentials"].as_array().unwrap() {
+        let serial = c["serial_number"].as_str().unwrap();
+        assert!(home.body.contains(serial), "{serial}");
+    }
+    // English by ?lang=en, and by the browser's language.
+    let en = browser.get("/portal/?lang=en").await;
+    assert!(en.body.contains("Digital signature") && en.body.contains("days left"));
+    assert!(en.body.contains("<html lang=\"en\">"));
+    assert!(
+        en.body.contains("href=\"/portal/?lang=it\""),
+        "the language switch"
+    );
+    browser.accept_language = Some("en-US,en;q=0.8".into());
+    let en = browser.get("/portal/").await;
+    assert!(en.body.contains("Your certificates"), "{}", en.body);
+}
+
+#[tokio::test]
+async fn home_warns_inside_the_renewal_window() {
+    let app = TestApp::spawn_with(|c| c.lifecycle.renewal_window_days = 4000).await;
+    let (user, _, active, _) = app.active_credential("ec-p256", "signing").await;
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let home = browser.get("/portal/?lang=en").await;
+    assert!(
+        home.body.contains("This certificate expires soon"),
+        "{}",
+        home.body
+    );
+    assert!(home
+        .body
+        .contains(&format!("/portal/credentials/{active}/renew?lang=en")));
+}
+
+#[tokio::test]
+async fn under_tls_the_session_cookie_is_secure() {
+    let tls = |name: &str| {
+        std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_TLS_DIR")).join(name)
+    };
+    let app = TestApp::spawn_with(|c| {
+        c.tls.cert_file = tls("server.pem");
+        c.tls.key_file = tls("server.key");
+        c.tls.admin_client_ca_file = tls("ca.pem");
+    })
+    .await;
+    let ca = std::fs::read(tls("ca.pem")).unwrap();
+    let mut pem = std::fs::read(tls("client.pem")).unwrap();
+    pem.extend(std::fs::read(tls("client.key")).unwrap());
+    let client = |identity: bool| {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        if identity {
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    };
+    let mut admin = app;
+    admin.admin = format!("https://{}", admin.running.admin_addr);
+    admin.client = client(true);
+    let user = admin.create_user("sms").await;
+    let mut browser = Browser::with_client(
+        &format!("https://{}", admin.running.public_addr),
+        client(false),
+    );
+    let done = browser.sign_in(&user.user_id, &user.password).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let cookie = done.set_cookie("sigillo_portal").unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(browser.cookies.contains_key("__Host-sigillo_csrf"));
+}

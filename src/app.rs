@@ -192,6 +192,20 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/portal/login", pages::portal::login::form),
         endpoint(M::POST, "/portal/login", pages::portal::login::submit),
         endpoint(M::POST, "/portal/logout", pages::portal::login::logout),
+        // The portal's pages reached without signing in, and the signing history
+        endpoint(M::GET, "/portal/emergency", pages::portal::emergency::form),
+        endpoint(
+            M::POST,
+            "/portal/emergency",
+            pages::portal::emergency::submit,
+        ),
+        endpoint(M::GET, "/portal/recovery", pages::portal::recovery::page),
+        endpoint(M::POST, "/portal/recovery", pages::portal::recovery::submit),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/history",
+            pages::portal::history::history,
+        ),
         // Relying parties: certificate status and CA certificates
         endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
         endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),

@@ -44,6 +44,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "portal/home.html",
             include_str!("../../templates/portal/home.html"),
         ),
+        (
+            "portal/emergency.html",
+            include_str!("../../templates/portal/emergency.html"),
+        ),
+        (
+            "portal/recovery.html",
+            include_str!("../../templates/portal/recovery.html"),
+        ),
+        (
+            "portal/history.html",
+            include_str!("../../templates/portal/history.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -148,6 +160,9 @@ mod tests {
             "portal/layout.html",
             "portal/login.html",
             "portal/home.html",
+            "portal/emergency.html",
+            "portal/recovery.html",
+            "portal/history.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -25,8 +25,12 @@
 //!    page); success redirects (303) with [`redirect`] (to home with a `done` notice);
 //! 5. the route in `app::public_endpoints` and its block in openapi/sigillo.yaml.
 
+pub mod emergency;
+pub mod history;
 pub mod home;
 pub mod login;
+pub mod pub_strings;
+pub mod recovery;
 pub mod strings;
 
 use std::future::Future;
@@ -40,7 +44,9 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::activation::emergency::EmergencyError;
 use crate::activation::ActivationError;
+use crate::auth::recovery::RecoveryError;
 use crate::auth::{AuthError, PolicyViolation};
 use crate::credentials::CredentialError;
 use crate::devices::DeviceError;
@@ -295,6 +301,20 @@ pub enum Failure {
     Activation(ActivationError),
     Device(DeviceError),
     Credential(CredentialError),
+    Emergency(EmergencyError),
+    Recovery(RecoveryError),
+}
+
+impl From<EmergencyError> for Failure {
+    fn from(e: EmergencyError) -> Self {
+        Failure::Emergency(e)
+    }
+}
+
+impl From<RecoveryError> for Failure {
+    fn from(e: RecoveryError) -> Self {
+        Failure::Recovery(e)
+    }
 }
 
 impl From<AuthError> for Failure {
@@ -328,6 +348,8 @@ impl std::fmt::Display for Failure {
             Failure::Activation(e) => e.fmt(f),
             Failure::Device(e) => e.fmt(f),
             Failure::Credential(e) => e.fmt(f),
+            Failure::Emergency(e) => e.fmt(f),
+            Failure::Recovery(e) => e.fmt(f),
         }
     }
 }
@@ -426,6 +448,35 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
             CredentialError::NotFound => "unknown_credential",
             CredentialError::Db(_) | CredentialError::Audit(_) => return None,
         },
+        // An unknown user id and a wrong code read the same.
+        Failure::Emergency(e) => match e {
+            EmergencyError::Refused => "portal_emergency_refused",
+            EmergencyError::Auth(a) => auth_refusal(a)?,
+            EmergencyError::Lifecycle(_)
+            | EmergencyError::Hsm(_)
+            | EmergencyError::Db(_)
+            | EmergencyError::Mail(_)
+            | EmergencyError::Audit(_) => return None,
+        },
+        Failure::Recovery(e) => match e {
+            RecoveryError::InvalidLink => "portal_recovery_invalid_link",
+            RecoveryError::TooManyRequests { .. } => "too_many",
+            RecoveryError::NotSms => "portal_not_sms",
+            // A wrong OTP spent the link: the subscriber must ask for a new one.
+            RecoveryError::Otp(
+                OtpError::Wrong
+                | OtpError::Expired
+                | OtpError::Replayed
+                | OtpError::Malformed
+                | OtpError::OtherPurpose,
+            ) => "portal_recovery_wrong_otp",
+            RecoveryError::Otp(o) => otp_refusal(o)?,
+            RecoveryError::Auth(a) => auth_refusal(a)?,
+            RecoveryError::Db(_)
+            | RecoveryError::Kv(_)
+            | RecoveryError::Mail(_)
+            | RecoveryError::Audit(_) => return None,
+        },
     };
     Some(t(key))
 }
@@ -442,6 +493,15 @@ pub fn refusal_status(failure: &Failure) -> StatusCode {
                 DeviceError::Auth(AuthError::TooManyAttempts { .. })
                     | DeviceError::Otp(OtpError::RateLimited { .. })
                     | DeviceError::CurrentFactor(
+                        OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
+                    )
+            )
+            | Failure::Emergency(EmergencyError::Auth(
+                AuthError::TooManyAttempts { .. } | AuthError::Busy { .. }
+            ))
+            | Failure::Recovery(
+                RecoveryError::TooManyRequests { .. }
+                    | RecoveryError::Otp(
                         OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
                     )
             )
@@ -512,6 +572,12 @@ mod tests {
             Failure::Device(DeviceError::BadPhone),
             Failure::Device(DeviceError::NothingPending),
             Failure::Credential(CredentialError::NotFound),
+            Failure::Emergency(EmergencyError::Refused),
+            Failure::Recovery(RecoveryError::InvalidLink),
+            Failure::Recovery(RecoveryError::Otp(OtpError::Wrong)),
+            Failure::Recovery(RecoveryError::TooManyRequests {
+                retry_after_secs: 60,
+            }),
         ];
         for f in &failures {
             for lang in [Lang::It, Lang::En] {

@@ -192,6 +192,56 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/portal/login", pages::portal::login::form),
         endpoint(M::POST, "/portal/login", pages::portal::login::submit),
         endpoint(M::POST, "/portal/logout", pages::portal::login::logout),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/activate",
+            pages::portal::credentials::activate_page,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/activate",
+            pages::portal::credentials::activate_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/pin",
+            pages::portal::credentials::pin_page,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/pin",
+            pages::portal::credentials::pin_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/unblock",
+            pages::portal::credentials::unblock_page,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/unblock",
+            pages::portal::credentials::unblock_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/password",
+            pages::portal::account::password_form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/password",
+            pages::portal::account::password_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/otp/device",
+            pages::portal::account::device_form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/otp/device",
+            pages::portal::account::device_submit,
+        ),
         // The portal's pages reached without signing in, and the signing history
         endpoint(M::GET, "/portal/emergency", pages::portal::emergency::form),
         endpoint(

@@ -45,6 +45,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../../templates/portal/home.html"),
         ),
         (
+            "portal/credential_form.html",
+            include_str!("../../templates/portal/credential_form.html"),
+        ),
+        (
+            "portal/password.html",
+            include_str!("../../templates/portal/password.html"),
+        ),
+        (
+            "portal/otp_device.html",
+            include_str!("../../templates/portal/otp_device.html"),
+        ),
+        (
             "portal/emergency.html",
             include_str!("../../templates/portal/emergency.html"),
         ),
@@ -160,6 +172,9 @@ mod tests {
             "portal/layout.html",
             "portal/login.html",
             "portal/home.html",
+            "portal/credential_form.html",
+            "portal/password.html",
+            "portal/otp_device.html",
             "portal/emergency.html",
             "portal/recovery.html",
             "portal/history.html",

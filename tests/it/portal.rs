@@ -519,3 +519,448 @@ async fn under_tls_the_session_cookie_is_secure() {
     );
     assert!(browser.cookies.contains_key("__Host-sigillo_csrf"));
 }
+
+impl Browser {
+    /// Opens the form at `path`, has the code for its operation texted ("send me an SMS")
+    /// and returns the form page and the code.
+    pub async fn form_with_code(&mut self, app: &TestApp, path: &str) -> (Shown, String) {
+        let form = self.get(path).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let sent = self.submit(&form, path, &[("action", "sms")]).await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        assert!(sent.body.contains("role=\"status\""), "{}", sent.body);
+        (sent, app.last_sms_code())
+    }
+
+    /// Submits a PIN form (`activate`, `pin` or `unblock`) of `credential` with a fresh code.
+    pub async fn pin_form(
+        &mut self,
+        app: &TestApp,
+        credential: &str,
+        page: &str,
+        secret: (&str, &str),
+        new_pin: &str,
+        new_pin2: &str,
+        lang: &str,
+    ) -> Shown {
+        let path = format!("/portal/credentials/{credential}/{page}");
+        let (form, otp) = self
+            .form_with_code(app, &format!("{path}?lang={lang}"))
+            .await;
+        self.submit(
+            &form,
+            &path,
+            &[
+                ("action", "submit"),
+                secret,
+                ("new_pin", new_pin),
+                ("new_pin2", new_pin2),
+                ("otp", &otp),
+            ],
+        )
+        .await
+    }
+}
+
+/// True iff `pin` buys a SAD for `credential` and the SAD signs.
+async fn signs_with(app: &TestApp, user: &TestUser, credential: &str, pin: &str) -> bool {
+    use crate::support::{digests, Csc, OID_SHA256};
+    let token = app.login(user).await;
+    let hashes = digests(1, 32);
+    let (status, body) = app
+        .authorize(
+            Csc::V2,
+            &token,
+            credential,
+            pin,
+            1,
+            Some(&hashes),
+            Some(OID_SHA256),
+        )
+        .await;
+    if status != StatusCode::OK {
+        return false;
+    }
+    let sad = body["SAD"].as_str().unwrap();
+    let (status, body) = app
+        .sign_hash(
+            Csc::V2,
+            &token,
+            credential,
+            sad,
+            &hashes,
+            Some(OID_SHA256),
+            "1.2.840.10045.4.3.2",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    true
+}
+
+async fn status_of(app: &TestApp, credential: &str) -> String {
+    let id = uuid::Uuid::parse_str(credential).unwrap();
+    sigillo::db::repo::credentials::find(&app.services().db, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_in_the_portal_refuses_readably_and_sets_a_pin_that_signs() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let id = credential.id.as_str();
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let pin = "13572468";
+    let wrong_puk = if credential.puk == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+
+    let refused = browser
+        .pin_form(&app, id, "activate", ("puk", wrong_puk), pin, pin, "it")
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .alert()
+            .starts_with("PUK non corretto. Tentativi rimasti:"),
+        "{}",
+        refused.alert()
+    );
+    let refused = browser
+        .pin_form(&app, id, "activate", ("puk", wrong_puk), pin, pin, "en")
+        .await;
+    assert!(
+        refused.alert().starts_with("Wrong PUK. Attempts left:"),
+        "{}",
+        refused.alert()
+    );
+    let differ = browser
+        .pin_form(
+            &app,
+            id,
+            "activate",
+            ("puk", &credential.puk),
+            pin,
+            "86427531",
+            "en",
+        )
+        .await;
+    assert_eq!(differ.alert(), "The two new PINs do not match.");
+    let short = browser
+        .pin_form(
+            &app,
+            id,
+            "activate",
+            ("puk", &credential.puk),
+            "123",
+            "123",
+            "it",
+        )
+        .await;
+    assert_eq!(short.alert(), "Il PIN deve essere di 8 cifre.");
+    // A wrong OTP.
+    let form = browser
+        .get(&format!("/portal/credentials/{id}/activate"))
+        .await;
+    let wrong_otp = browser
+        .submit(
+            &form,
+            &format!("/portal/credentials/{id}/activate"),
+            &[
+                ("puk", &credential.puk),
+                ("new_pin", pin),
+                ("new_pin2", pin),
+                ("otp", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_otp.alert(), "Codice OTP non corretto o scaduto.");
+    assert_eq!(status_of(&app, id).await, "inactive");
+
+    let done = browser
+        .pin_form(
+            &app,
+            id,
+            "activate",
+            ("puk", &credential.puk),
+            pin,
+            pin,
+            "it",
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), "/portal/?done=activated&lang=it");
+    let home = browser.get(&done.location()).await;
+    assert!(home.body.contains("Certificato attivato"), "{}", home.body);
+    assert!(home.body.contains("data-status=\"active\""));
+    assert_eq!(status_of(&app, id).await, "active");
+    assert!(signs_with(&app, &user, id, pin).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pin_changes_blocks_after_three_wrong_and_unblocks_with_the_puk_in_the_portal() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let id = credential.id.as_str();
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let (first, second, third) = ("11223344", "55667788", "99001122");
+    let done = browser
+        .pin_form(
+            &app,
+            id,
+            "activate",
+            ("puk", &credential.puk),
+            first,
+            first,
+            "it",
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+
+    // Change: a wrong current PIN is counted and said so; the right one changes it.
+    let wrong = browser
+        .pin_form(&app, id, "pin", ("pin", "00000000"), second, second, "en")
+        .await;
+    assert_eq!(wrong.alert(), "Wrong PIN. Attempts left: 2");
+    let same = browser
+        .pin_form(&app, id, "pin", ("pin", first), first, first, "it")
+        .await;
+    assert_eq!(
+        same.alert(),
+        "Il nuovo PIN deve essere diverso da quello attuale."
+    );
+    let done = browser
+        .pin_form(&app, id, "pin", ("pin", first), second, second, "it")
+        .await;
+    assert_eq!(done.location(), "/portal/?done=pin&lang=it");
+    assert!(
+        !signs_with(&app, &user, id, first).await,
+        "the old PIN no longer signs"
+    );
+    assert!(
+        signs_with(&app, &user, id, second).await,
+        "the new PIN signs"
+    );
+
+    // Three wrong PINs on the change page block it (the domain's counter).
+    let mut last = String::new();
+    for _ in 0..3 {
+        let wrong = browser
+            .pin_form(&app, id, "pin", ("pin", "00000000"), third, third, "it")
+            .await;
+        last = wrong.alert();
+    }
+    assert_eq!(
+        last,
+        "PIN non corretto: il PIN ora è bloccato. Sbloccalo con il PUK."
+    );
+    assert_eq!(status_of(&app, id).await, "pin_blocked");
+    let home = browser.get("/portal/").await;
+    assert!(home
+        .body
+        .contains(&format!("/portal/credentials/{id}/unblock?lang=it")));
+    assert!(!home
+        .body
+        .contains(&format!("/portal/credentials/{id}/pin?")));
+    // The PIN page now refuses: not in this state.
+    let refused = browser
+        .pin_form(&app, id, "pin", ("pin", second), third, third, "en")
+        .await;
+    assert_eq!(
+        refused.alert(),
+        "This operation is not possible in the certificate's current state."
+    );
+
+    // Unblock: a wrong PUK, then the right one.
+    let wrong = browser
+        .pin_form(&app, id, "unblock", ("puk", "00000001"), third, third, "it")
+        .await;
+    assert!(
+        wrong.alert().starts_with("PUK non corretto"),
+        "{}",
+        wrong.alert()
+    );
+    let done = browser
+        .pin_form(
+            &app,
+            id,
+            "unblock",
+            ("puk", &credential.puk),
+            third,
+            third,
+            "en",
+        )
+        .await;
+    assert_eq!(done.location(), "/portal/?done=unblocked&lang=en");
+    assert_eq!(status_of(&app, id).await, "active");
+    assert!(signs_with(&app, &user, id, third).await);
+}
+
+#[tokio::test]
+async fn the_password_changes_in_the_portal_and_every_session_ends() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let new = "Nuova-Parola-2027!";
+    let page = browser.get("/portal/password").await;
+    let mut try_ = async |current: &str, new: &str, again: &str| {
+        browser
+            .submit(
+                &page,
+                "/portal/password",
+                &[
+                    ("password", current),
+                    ("new_password", new),
+                    ("new_password2", again),
+                ],
+            )
+            .await
+    };
+    let wrong = try_("Wrong-Password-1!", new, new).await;
+    assert_eq!(wrong.alert(), "La password attuale non è corretta.");
+    let differ = try_(&user.password, new, "Nuova-Parola-2028!").await;
+    assert_eq!(differ.alert(), "Le due nuove password non coincidono.");
+    let weak = try_(&user.password, "nodigits-here!", "nodigits-here!").await;
+    assert_eq!(
+        weak.alert(),
+        "La password deve contenere una lettera maiuscola."
+    );
+    let same = try_(&user.password, &user.password, &user.password).await;
+    assert_eq!(
+        same.alert(),
+        "La nuova password deve essere diversa da quella attuale."
+    );
+    let done = try_(&user.password, new, new).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), "/portal/login?done=password&lang=it");
+    assert!(
+        done.set_cookie("sigillo_portal").is_some(),
+        "the cookie is cleared"
+    );
+    let home = browser.get("/portal/").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER, "signed out");
+    let changed = TestUser {
+        user_id: user.user_id.clone(),
+        password: new.into(),
+        totp_uri: None,
+    };
+    Browser::signed_in(&app, &changed).await;
+    let old = Browser::new(&app.public)
+        .sign_in(&user.user_id, &user.password)
+        .await;
+    assert_eq!(old.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_otp_moves_to_an_authenticator_app_with_the_qr_code_in_the_portal() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let page = browser.get("/portal/otp/device?lang=en").await;
+    assert!(page.body.contains("Authenticator app"), "{}", page.body);
+    let wrong = browser
+        .submit(
+            &page,
+            "/portal/otp/device",
+            &[("action", "app_start"), ("password", "Wrong-Password-1!")],
+        )
+        .await;
+    assert_eq!(wrong.alert(), "The current password is wrong.");
+    let bad_phone = browser
+        .submit(
+            &page,
+            "/portal/otp/device",
+            &[
+                ("action", "phone_start"),
+                ("phone", "12"),
+                ("password", &user.password),
+            ],
+        )
+        .await;
+    assert!(
+        bad_phone.alert().starts_with("Invalid phone number"),
+        "{}",
+        bad_phone.alert()
+    );
+    let scan = browser
+        .submit(
+            &page,
+            "/portal/otp/device",
+            &[("action", "app_start"), ("password", &user.password)],
+        )
+        .await;
+    assert_eq!(scan.status, StatusCode::OK, "{}", scan.body);
+    assert!(
+        scan.body.contains("src=\"data:image/svg+xml;base64,"),
+        "{}",
+        scan.body
+    );
+    let secret_at = scan.body.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+    let secret = &scan.body[secret_at..scan.body[secret_at..].find('<').unwrap() + secret_at];
+    let current = app.last_sms_code();
+    let (code, _) = crate::support::totp_codes(&format!(
+        "otpauth://totp/sigillo:x?secret={secret}&issuer=sigillo"
+    ));
+    // A wrong code from the new app: refused, readable, nothing changed.
+    let wrong = browser
+        .submit(
+            &scan,
+            "/portal/otp/device",
+            &[
+                ("action", "app_confirm"),
+                ("code", "000000"),
+                ("otp", &current),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert_eq!(wrong.alert(), "The code from the new device is wrong.");
+    let user_row = sigillo::db::repo::users::find(&app.services().db, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user_row.otp_method.as_str(), "sms");
+    // Start again; the right codes move the OTP to the app and end every session.
+    let scan = browser
+        .submit(
+            &page,
+            "/portal/otp/device",
+            &[("action", "app_start"), ("password", &user.password)],
+        )
+        .await;
+    let secret_at = scan.body.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+    let secret = &scan.body[secret_at..scan.body[secret_at..].find('<').unwrap() + secret_at];
+    let current = app.last_sms_code();
+    let (code2, _) = crate::support::totp_codes(&format!(
+        "otpauth://totp/sigillo:x?secret={secret}&issuer=sigillo"
+    ));
+    let _ = code;
+    let done = browser
+        .submit(
+            &scan,
+            "/portal/otp/device",
+            &[
+                ("action", "app_confirm"),
+                ("code", &code2),
+                ("otp", &current),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), "/portal/login?done=device&lang=en");
+    let user_row = sigillo::db::repo::users::find(&app.services().db, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user_row.otp_method.as_str(), "totp");
+    assert_eq!(browser.get("/portal/").await.status, StatusCode::SEE_OTHER);
+}

@@ -25,6 +25,8 @@
 //!    page); success redirects (303) with [`redirect`] (to home with a `done` notice);
 //! 5. the route in `app::public_endpoints` and its block in openapi/sigillo.yaml.
 
+pub mod account;
+pub mod credentials;
 pub mod emergency;
 pub mod history;
 pub mod home;

@@ -256,6 +256,17 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/portal/credentials/{credential_id}/history",
             pages::portal::history::history,
         ),
+        endpoint(M::GET, "/portal/notices", pages::portal::notices::notices),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/renew",
+            pages::portal::renew::form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/renew",
+            pages::portal::renew::submit,
+        ),
         // Relying parties: certificate status and CA certificates
         endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
         endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),

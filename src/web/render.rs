@@ -68,6 +68,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "portal/history.html",
             include_str!("../../templates/portal/history.html"),
         ),
+        (
+            "portal/notices.html",
+            include_str!("../../templates/portal/notices.html"),
+        ),
+        (
+            "portal/renew.html",
+            include_str!("../../templates/portal/renew.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -178,6 +186,8 @@ mod tests {
             "portal/emergency.html",
             "portal/recovery.html",
             "portal/history.html",
+            "portal/notices.html",
+            "portal/renew.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

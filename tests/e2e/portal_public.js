@@ -115,7 +115,7 @@ async function main() {
     await audit('recovery-asked-en');
     await shot('recovery-asked-en-desktop');
 
-    // Signed in: the history, the notices and the renewal of the credential.
+    // Signed in: the history, the expiry notices and the renewal of the credential.
     await page.goto(`${base}/portal/login?lang=it`);
     await page.fill('#user_id', args.user);
     await page.fill('#password', args.password);
@@ -125,8 +125,8 @@ async function main() {
     await tour('history', `/portal/credentials/${credential}/history`);
     const history = await page.locator('.history-entry').count();
     summary.history_entries = history;
-    if (args.notices === 'yes') await tour('notices', '/portal/notices');
-    if (args.renew === 'yes') await tour('renew', `/portal/credentials/${credential}/renew`);
+    await tour('notices', '/portal/notices');
+    await tour('renew', `/portal/credentials/${credential}/renew`);
 
     // Last, the right emergency code: the credential is suspended.
     await page.goto(`${base}/portal/emergency?lang=it`);

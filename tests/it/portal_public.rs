@@ -731,7 +731,7 @@ async fn a_browser_visits_the_pages_and_axe_finds_nothing_serious() {
         c.recovery.link = "http://portal.test/portal/recovery?token={token}".into();
     })
     .await;
-    let (user, token, credential, pin) = app.active_credential("ec-p256", "signing").await;
+    let (user, token, credential, pin) = short_lived_credential(&app).await;
     let hashes = digests(2, 32);
     let sad = app
         .sad_for(Csc::V2, &token, &credential, &pin, &hashes, OID_SHA256)
@@ -788,10 +788,176 @@ async fn a_browser_visits_the_pages_and_axe_finds_nothing_serious() {
     assert_eq!(summary["suspended"], 1, "{summary}");
     assert_eq!(status_of(&app, &credential).await, "suspended");
     let shots = summary["screenshots"].as_array().unwrap();
-    assert!(shots.len() >= 18, "{summary}");
+    assert!(shots.len() >= 27, "{summary}");
     for shot in shots {
         let shot = shot.as_str().unwrap();
         assert!(std::fs::metadata(shot).unwrap().len() > 1000, "{shot}");
         println!("screenshot: {shot}");
     }
+}
+
+/// A subscriber with an active credential valid 30 days (inside the renewal window):
+/// (user, token, credential id, PIN).
+async fn short_lived_credential(app: &TestApp) -> (TestUser, String, String, String) {
+    let user = app.create_user("sms").await;
+    let (status, body) = app
+        .admin_post(
+            &format!("/admin/v1/users/{}/credentials", user.user_id),
+            json!({ "key_algo": "ec-p256", "purpose": "signing", "validity_days": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["credential_id"].as_str().unwrap().to_owned();
+    let puk = body["activation"]["puk"].as_str().unwrap().to_owned();
+    let token = app.login(&user).await;
+    let otp = app.sms_otp(&token, &id).await;
+    let (status, _) = app.activate(&token, &id, &puk, "24681357", &otp).await;
+    assert_eq!(status, StatusCode::OK);
+    (user, token, id, "24681357".into())
+}
+
+/// The renewal page's "send me an SMS" button.
+async fn renew_sms(browser: &mut Browser, path: &str, csrf: &str) {
+    let got = browser
+        .post(path, &[("csrf", csrf), ("action", "sms")])
+        .await;
+    assert!(
+        got.body.contains("Ti abbiamo inviato un SMS"),
+        "{}",
+        got.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notices_and_renewal_pages_renew_with_a_coupon_and_show_the_new_expiry_date() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let (user, _, id, _) = short_lived_credential(&app).await;
+    let (status, body) = app
+        .admin_post("/admin/v1/coupons", json!({ "count": 1 }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let coupon = body["coupons"][0].as_str().unwrap().to_owned();
+    let find = || async {
+        sigillo::db::repo::credentials::find(&app.services().db, id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let before = find().await;
+    let today = time::OffsetDateTime::now_utc().date();
+    assert_eq!(
+        sigillo::notices::run_once(app.services(), today)
+            .await
+            .unwrap(),
+        1
+    );
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&user).await;
+    // The expiry notice, with the way to the renewal.
+    let notices = browser.get("/portal/notices").await;
+    assert_eq!(notices.status, StatusCode::OK, "{}", notices.body);
+    assert!(
+        notices.body.contains("Avvisi di scadenza"),
+        "{}",
+        notices.body
+    );
+    assert_eq!(notices.body.matches("class=\"notice-entry\"").count(), 1);
+    assert!(
+        notices.body.contains(&before.serial_number),
+        "{}",
+        notices.body
+    );
+    let renew_path = format!("/portal/credentials/{id}/renew");
+    let links = notices.body.replace("&#x2f;", "/");
+    assert!(links.contains(&format!("{renew_path}?lang=it")), "{links}");
+
+    // The identity data the new certificate will carry, to confirm.
+    let page = browser.get(&renew_path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for shown in ["Mario", "Rossi", "RSSMRA80A01H501U", "Confermo"] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    for label in ["confirm_identity", "coupon", "pin", "otp"] {
+        assert!(
+            page.body.contains(&format!("<label for=\"{label}\">")),
+            "{label}"
+        );
+    }
+    let csrf = page.csrf();
+    let renew = |confirm: &'static str, lang: &'static str, otp: String, coupon: String| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("lang", lang.to_owned()),
+            ("action", "renew".to_owned()),
+            ("confirm_identity", confirm.to_owned()),
+            ("coupon", coupon),
+            ("pin", "24681357".to_owned()),
+            ("otp", otp),
+        ]
+    };
+
+    // Not confirmed, a wrong coupon (each in its language), no CSRF token: nothing renewed.
+    renew_sms(&mut browser, &renew_path, &csrf).await;
+    let got = browser
+        .submit(
+            &renew_path,
+            &renew("", "it", app.last_sms_code(), coupon.clone()),
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST);
+    assert!(got.body.contains("Conferma i tuoi dati"), "{}", got.body);
+    let got = browser
+        .submit(
+            &renew_path,
+            &renew(
+                "yes",
+                "en",
+                app.last_sms_code(),
+                "RNW-NOSUCHCOUPON1234".into(),
+            ),
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST);
+    assert!(got.body.contains("The coupon is not valid"), "{}", got.body);
+    renew_sms(&mut browser, &renew_path, &csrf).await;
+    let mut forged = renew("yes", "it", app.last_sms_code(), coupon.clone());
+    forged[0].1 = "x".into();
+    let got = browser.submit(&renew_path, &forged).await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    assert_eq!(find().await.valid_to, before.valid_to);
+
+    // Confirmed, with the coupon, PIN and OTP: renewed, and the page shows the new expiry.
+    let done = browser
+        .submit(
+            &renew_path,
+            &renew("yes", "it", app.last_sms_code(), coupon.clone()),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("Certificato rinnovato."),
+        "{}",
+        done.body
+    );
+    let after = find().await;
+    assert_eq!(after.valid_to, before.valid_to + time::Duration::days(1095));
+    assert_ne!(after.serial_number, before.serial_number);
+    let shown = format!(
+        "datetime=\"{}\">{:02}/{:02}/{}</time>",
+        after.valid_to.date(),
+        after.valid_to.day(),
+        u8::from(after.valid_to.month()),
+        after.valid_to.year()
+    );
+    let text = done.body.replace("&#x2f;", "/");
+    assert!(text.contains(&shown), "{shown}: {text}");
+    // Once only: the page now says so.
+    let again = browser.get(&renew_path).await;
+    assert!(
+        again.body.contains("Il certificato è già stato rinnovato."),
+        "{}",
+        again.body
+    );
+    assert!(!again.body.contains("id=\"renew-form\""));
 }

@@ -31,8 +31,10 @@ pub mod emergency;
 pub mod history;
 pub mod home;
 pub mod login;
+pub mod notices;
 pub mod pub_strings;
 pub mod recovery;
+pub mod renew;
 pub mod strings;
 
 use std::future::Future;
@@ -53,6 +55,7 @@ use crate::auth::{AuthError, PolicyViolation};
 use crate::credentials::CredentialError;
 use crate::devices::DeviceError;
 use crate::otp::OtpError;
+use crate::renewal::RenewalError;
 use crate::services::Services;
 use crate::text;
 use crate::web::session::SessionCookie;
@@ -305,6 +308,13 @@ pub enum Failure {
     Credential(CredentialError),
     Emergency(EmergencyError),
     Recovery(RecoveryError),
+    Renewal(RenewalError),
+}
+
+impl From<RenewalError> for Failure {
+    fn from(e: RenewalError) -> Self {
+        Failure::Renewal(e)
+    }
 }
 
 impl From<EmergencyError> for Failure {
@@ -352,6 +362,7 @@ impl std::fmt::Display for Failure {
             Failure::Credential(e) => e.fmt(f),
             Failure::Emergency(e) => e.fmt(f),
             Failure::Recovery(e) => e.fmt(f),
+            Failure::Renewal(e) => e.fmt(f),
         }
     }
 }
@@ -406,7 +417,8 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
     let t = |key: &str| lang.text(key).to_owned();
     let key = match failure {
         Failure::Auth(e) => auth_refusal(e)?,
-        Failure::Activation(e) => match e {
+        // Renewal is confirmed with the PIN and OTP of `activation`: the same sentences.
+        Failure::Activation(e) | Failure::Renewal(RenewalError::Factors(e)) => match e {
             ActivationError::WrongPin { remaining } => {
                 return Some(format!("{} {remaining}", t("wrong_pin")))
             }
@@ -450,6 +462,21 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
             CredentialError::NotFound => "unknown_credential",
             CredentialError::Db(_) | CredentialError::Audit(_) => return None,
         },
+        Failure::Renewal(RenewalError::IdentityNotConfirmed) => "portal_renew_confirm_required",
+        Failure::Renewal(RenewalError::NotInWindow(_)) => "portal_renew_not_in_window",
+        Failure::Renewal(RenewalError::AlreadyRenewed) => "portal_renew_already",
+        Failure::Renewal(RenewalError::InvalidCoupon) => "portal_renew_invalid_coupon",
+        Failure::Renewal(RenewalError::Revoked) => "portal_hint_revoked",
+        Failure::Renewal(RenewalError::Suspended) => "portal_hint_suspended",
+        Failure::Renewal(RenewalError::Expired) => "portal_hint_expired",
+        Failure::Renewal(RenewalError::WrongState(_)) => "portal_wrong_state",
+        Failure::Renewal(
+            RenewalError::BadCount
+            | RenewalError::Ca(_)
+            | RenewalError::Db(_)
+            | RenewalError::Audit(_)
+            | RenewalError::Certificate(_),
+        ) => return None,
         // An unknown user id and a wrong code read the same.
         Failure::Emergency(e) => match e {
             EmergencyError::Refused => "portal_emergency_refused",
@@ -501,6 +528,9 @@ pub fn refusal_status(failure: &Failure) -> StatusCode {
             | Failure::Emergency(EmergencyError::Auth(
                 AuthError::TooManyAttempts { .. } | AuthError::Busy { .. }
             ))
+            | Failure::Renewal(RenewalError::Factors(ActivationError::Otp(
+                OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
+            )))
             | Failure::Recovery(
                 RecoveryError::TooManyRequests { .. }
                     | RecoveryError::Otp(
@@ -580,6 +610,14 @@ mod tests {
             Failure::Recovery(RecoveryError::TooManyRequests {
                 retry_after_secs: 60,
             }),
+            Failure::Renewal(RenewalError::InvalidCoupon),
+            Failure::Renewal(RenewalError::NotInWindow(90)),
+            Failure::Renewal(RenewalError::AlreadyRenewed),
+            Failure::Renewal(RenewalError::IdentityNotConfirmed),
+            Failure::Renewal(RenewalError::Suspended),
+            Failure::Renewal(RenewalError::Factors(ActivationError::WrongPin {
+                remaining: 1,
+            })),
         ];
         for f in &failures {
             for lang in [Lang::It, Lang::En] {

@@ -81,6 +81,51 @@ pub const IT: &[(&str, &str)] = &[
     ("portal_history_pages", "Pagine della cronologia"),
     ("portal_history_older", "Firme precedenti"),
     ("portal_history_newest", "Le più recenti"),
+    // Expiry notices
+    ("portal_notices_title", "Avvisi di scadenza"),
+    (
+        "portal_notices_intro",
+        "Gli avvisi che ti abbiamo mandato prima della scadenza dei tuoi certificati.",
+    ),
+    ("portal_notices_none", "Nessun avviso finora."),
+    ("portal_notices_due", "Data dell'avviso"),
+    ("portal_notices_channel", "Inviato via"),
+    ("portal_notices_text", "Testo"),
+    ("portal_notices_sms", "SMS"),
+    ("portal_notices_email", "e-mail"),
+    ("portal_notices_link", "Avvisi di scadenza"),
+    // Renewal
+    ("portal_renew_title", "Rinnova il certificato"),
+    (
+        "portal_renew_intro",
+        "Il nuovo certificato usa la stessa chiave e vale 3 anni dalla scadenza attuale. Controlla i tuoi dati, poi indica il coupon di rinnovo, il PIN e il codice OTP.",
+    ),
+    ("portal_renew_identity", "I dati che il nuovo certificato riporterà"),
+    ("portal_renew_given_name", "Nome"),
+    ("portal_renew_surname", "Cognome"),
+    ("portal_renew_fiscal_code", "Codice fiscale"),
+    ("portal_renew_confirm", "Confermo che i miei dati sono corretti"),
+    ("portal_renew_coupon", "Coupon di rinnovo"),
+    (
+        "portal_renew_coupon_hint",
+        "Il codice monouso che hai ricevuto con l'acquisto del rinnovo.",
+    ),
+    ("portal_renew_submit", "Rinnova"),
+    ("portal_renew_done", "Certificato rinnovato."),
+    ("portal_renew_new_expiry", "Nuova scadenza"),
+    (
+        "portal_renew_confirm_required",
+        "Conferma i tuoi dati spuntando la casella «Confermo».",
+    ),
+    (
+        "portal_renew_not_in_window",
+        "Il certificato non si può ancora rinnovare: il rinnovo si apre negli ultimi giorni prima della scadenza.",
+    ),
+    ("portal_renew_already", "Il certificato è già stato rinnovato."),
+    (
+        "portal_renew_invalid_coupon",
+        "Il coupon non è valido o è già stato usato.",
+    ),
 ];
 
 /// English.
@@ -158,4 +203,49 @@ pub const EN: &[(&str, &str)] = &[
     ("portal_history_pages", "History pages"),
     ("portal_history_older", "Older signatures"),
     ("portal_history_newest", "Newest"),
+    // Expiry notices
+    ("portal_notices_title", "Expiry notices"),
+    (
+        "portal_notices_intro",
+        "The notices we sent you before your certificates expire.",
+    ),
+    ("portal_notices_none", "No notices yet."),
+    ("portal_notices_due", "Date of the notice"),
+    ("portal_notices_channel", "Sent by"),
+    ("portal_notices_text", "Text"),
+    ("portal_notices_sms", "SMS"),
+    ("portal_notices_email", "e-mail"),
+    ("portal_notices_link", "Expiry notices"),
+    // Renewal
+    ("portal_renew_title", "Renew the certificate"),
+    (
+        "portal_renew_intro",
+        "The new certificate keeps the same key and is valid for 3 years from the current expiry. Check your data, then enter the renewal coupon, the PIN and the OTP code.",
+    ),
+    ("portal_renew_identity", "The data the new certificate will carry"),
+    ("portal_renew_given_name", "Given name"),
+    ("portal_renew_surname", "Surname"),
+    ("portal_renew_fiscal_code", "Fiscal code"),
+    ("portal_renew_confirm", "I confirm that my data is correct"),
+    ("portal_renew_coupon", "Renewal coupon"),
+    (
+        "portal_renew_coupon_hint",
+        "The single-use code you received when you bought the renewal.",
+    ),
+    ("portal_renew_submit", "Renew"),
+    ("portal_renew_done", "Certificate renewed."),
+    ("portal_renew_new_expiry", "New expiry date"),
+    (
+        "portal_renew_confirm_required",
+        "Confirm your data by ticking the “I confirm” box.",
+    ),
+    (
+        "portal_renew_not_in_window",
+        "The certificate cannot be renewed yet: renewal opens in the last days before it expires.",
+    ),
+    ("portal_renew_already", "The certificate was already renewed."),
+    (
+        "portal_renew_invalid_coupon",
+        "The coupon is not valid or was already used.",
+    ),
 ];

@@ -961,3 +961,122 @@ async fn the_notices_and_renewal_pages_renew_with_a_coupon_and_show_the_new_expi
     );
     assert!(!again.body.contains("id=\"renew-form\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_without_sign_in_are_bounded_and_say_so_alike_for_any_user_id() {
+    let app = TestApp::spawn_with(|c| {
+        c.security.login_max_failures = 2;
+        c.recovery.max_per_user = 1;
+        c.recovery.link = "http://portal.test/portal/recovery?token={token}".into();
+    })
+    .await;
+    let user = app.create_user("sms").await;
+    let code = new_code(&app, &user).await;
+    let mut browser = Browser::new(&app);
+    let csrf = browser.get("/portal/emergency").await.csrf();
+    let wrong = |lang: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("lang", lang.to_owned()),
+            ("user_id", user.user_id.clone()),
+            ("emergency_code", "0000-0000-0000".to_owned()),
+        ]
+    };
+    for _ in 0..2 {
+        let got = browser.submit("/portal/emergency", &wrong("it")).await;
+        assert_eq!(got.status, StatusCode::BAD_REQUEST, "{}", got.body);
+    }
+    // Past the budget, even the right code is not checked: readable in both languages.
+    for (lang, words) in [("it", "Troppi tentativi"), ("en", "Too many attempts")] {
+        let got = browser.submit("/portal/emergency", &wrong(lang)).await;
+        assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS, "{}", got.body);
+        assert!(got.body.contains(words), "{lang}: {}", got.body);
+    }
+    let mut right = wrong("it");
+    right[3].1 = code;
+    let got = browser.submit("/portal/emergency", &right).await;
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Recovery: one request per user id in the window, known or not, then the same refusal.
+    let nobody = format!("nobody-{}", random_suffix());
+    let mut pages = Vec::new();
+    for id in [&user.user_id, &nobody] {
+        for _ in 0..2 {
+            let got = browser
+                .post(
+                    "/portal/recovery",
+                    &[("csrf", &csrf), ("action", "ask"), ("user_id", id)],
+                )
+                .await;
+            pages.push((got.status, got.body));
+        }
+    }
+    assert_eq!(pages[0].0, StatusCode::OK);
+    assert_eq!(pages[1].0, StatusCode::TOO_MANY_REQUESTS);
+    assert!(pages[1].1.contains("Troppi tentativi"), "{}", pages[1].1);
+    assert_eq!(pages[0], pages[2], "first request: known and unknown alike");
+    assert_eq!(
+        pages[1], pages[3],
+        "second request: known and unknown alike"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_users_recovery_link_asks_for_the_apps_code_and_sends_no_sms() {
+    let app = TestApp::spawn_with(|c| {
+        c.recovery.link = "http://portal.test/portal/recovery?token={token}".into();
+    })
+    .await;
+    let user = app.create_user("totp").await;
+    let (status, body) = app
+        .post("/api/v1/recovery", None, json!({ "user_id": user.user_id }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let token = recovery_tokens(&user.user_id, 1).await.remove(0);
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .get(&format!("/portal/recovery?token={token}&lang=en"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("authenticator app"), "{}", page.body);
+    assert!(!page.body.contains("value=\"sms\""));
+    let csrf = page.csrf();
+    let got = browser
+        .post(
+            "/portal/recovery",
+            &[
+                ("csrf", &csrf),
+                ("lang", "en"),
+                ("action", "sms"),
+                ("token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST);
+    assert!(
+        got.body.contains("authenticator app, not by SMS"),
+        "{}",
+        got.body
+    );
+    let totp = user.totp_uri.as_deref().map(crate::support::totp_codes);
+    if let Some((now, _)) = totp {
+        let got = browser
+            .post(
+                "/portal/recovery",
+                &[
+                    ("csrf", &csrf),
+                    ("action", "complete"),
+                    ("token", &token),
+                    ("otp", &now),
+                    ("new_password", NEW_PASSWORD),
+                    ("new_password_again", NEW_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+        assert_eq!(
+            login_status(&app, &user.user_id, NEW_PASSWORD).await,
+            StatusCode::OK
+        );
+    }
+}

@@ -304,6 +304,22 @@ async fn without_a_session_a_page_goes_to_sign_in_and_next_never_leaves_the_port
         .await;
     assert_eq!(done.location(), "/portal/?lang=en");
 
+    // Every portal page (from the route table) but the sign-in page wants a session.
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let mut stranger = Browser::new(&app.public);
+    for e in sigillo::app::public_endpoints() {
+        if e.method.as_str() != "GET"
+            || !e.path.starts_with("/portal/")
+            || e.path == "/portal/login"
+        {
+            continue;
+        }
+        let path = e.path.replace("{credential_id}", &credential.id);
+        let away = stranger.get(&path).await;
+        assert_eq!(away.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(away.location().starts_with("/portal/login?next="), "{path}");
+    }
+
     // `next` pointing anywhere but a portal path goes home instead.
     for next in [
         "https://evil.example/",
@@ -378,6 +394,12 @@ async fn every_portal_post_without_its_csrf_token_is_refused_and_changes_nothing
                 refused.body
             );
         }
+    }
+    // Signed out, the CSRF check still comes first.
+    let mut stranger = Browser::new(&app.public);
+    for path in &posts {
+        let refused = stranger.post(path, &fields).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
     }
     // Still signed in, credential still inactive, password unchanged, no SMS sent.
     let home = browser.get("/portal/").await;
@@ -962,5 +984,143 @@ async fn the_otp_moves_to_an_authenticator_app_with_the_qr_code_in_the_portal() 
         .unwrap()
         .unwrap();
     assert_eq!(user_row.otp_method.as_str(), "totp");
+    assert_eq!(browser.get("/portal/").await.status, StatusCode::SEE_OTHER);
+}
+
+/// The subscriber's journey in Debian's Chromium, driven by Playwright
+/// (tests/e2e/portal_journey.js): sign in, activate with the PUK, change the PIN, block it with
+/// three wrong PINs and unblock it with the PUK, change the password, the OTP device page, sign
+/// out; refusals read in Italian and English; axe-core finds nothing serious or critical on any
+/// page. Screenshots of every page (it and en, desktop and 375 px) land in
+/// target/portal-screenshots/journey/ (emptied first; the other portal runs keep their own
+/// folders there) and are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_walks_the_subscriber_through_the_portal() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let modules = std::path::PathBuf::from(crate::support::env("SIGILLO_TEST_NODE_MODULES"));
+    let axe = modules.join("axe-core/axe.min.js");
+    assert!(
+        modules.join("playwright-core").is_dir() && axe.is_file(),
+        "playwright-core or axe-core missing from {}: run scripts/test (npm ci in tests/e2e)",
+        modules.display()
+    );
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/portal-screenshots/journey");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.args(["120", "node", "tests/e2e/portal_journey.js"])
+        .args(["--base-url", &app.public, "--admin-url", &app.admin])
+        .args(["--admin-token", &app.admin_token])
+        .arg("--outbox")
+        .arg(&app.config.otp.outbox_path)
+        .arg("--out-dir")
+        .arg(&out)
+        .arg("--axe")
+        .arg(&axe);
+    let run = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("node runs (apt package nodejs)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "the portal journey failed:\n{stdout}\n{stderr}"
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{stdout}\n{stderr}"));
+    let steps = summary["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "{summary}");
+    let audited = summary["audited"].as_array().unwrap();
+    assert!(audited.len() >= 20, "axe ran on every page: {summary}");
+    let shots = summary["screenshots"].as_array().unwrap();
+    assert_eq!(shots.len(), audited.len() * 2, "{summary}");
+    for shot in shots {
+        let shot = shot.as_str().unwrap();
+        assert!(std::fs::metadata(shot).unwrap().len() > 1000, "{shot}");
+        println!("screenshot: {shot}");
+    }
+}
+
+/// The codes of the two newest SMS: (the one to `phone`, the other one).
+fn codes_to(app: &TestApp, phone: &str) -> (String, String) {
+    let outbox = std::fs::read_to_string(&app.config.otp.outbox_path).unwrap();
+    let last: Vec<Value> = outbox
+        .lines()
+        .rev()
+        .take(2)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let code = |to_phone: bool| {
+        let m = last
+            .iter()
+            .find(|m| (m["to"].as_str() == Some(phone)) == to_phone)
+            .unwrap_or_else(|| panic!("{last:?}"));
+        let text = m["text"].as_str().unwrap();
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .unwrap()
+            .to_owned()
+    };
+    (code(true), code(false))
+}
+
+#[tokio::test]
+async fn the_otp_moves_to_a_new_phone_in_the_portal() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let mut browser = Browser::signed_in(&app, &user).await;
+    let page = browser.get("/portal/otp/device").await;
+    let new_phone = "+393479876543";
+    let start = [
+        ("action", "phone_start"),
+        ("phone", new_phone),
+        ("password", user.password.as_str()),
+    ];
+    let sent = browser.submit(&page, "/portal/otp/device", &start).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent
+        .body
+        .contains("Abbiamo inviato un SMS con un codice al nuovo numero."));
+    // A wrong current factor: refused, readable, the phone unchanged.
+    let (new_code, _) = codes_to(&app, new_phone);
+    let wrong = browser
+        .submit(
+            &sent,
+            "/portal/otp/device",
+            &[
+                ("action", "phone_confirm"),
+                ("code", &new_code),
+                ("otp", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.alert(), "Codice OTP non corretto o scaduto.");
+    let row = sigillo::db::repo::users::find(&app.services().db, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(row.phone, new_phone);
+    // Again, with both codes right: the new phone is the OTP device, every session ended.
+    let sent = browser.submit(&page, "/portal/otp/device", &start).await;
+    let (new_code, current) = codes_to(&app, new_phone);
+    let done = browser
+        .submit(
+            &sent,
+            "/portal/otp/device",
+            &[
+                ("action", "phone_confirm"),
+                ("code", &new_code),
+                ("otp", &current),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), "/portal/login?done=device&lang=it");
+    let row = sigillo::db::repo::users::find(&app.services().db, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.phone, new_phone);
     assert_eq!(browser.get("/portal/").await.status, StatusCode::SEE_OTHER);
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    checked, csrf_refused, password_change_pending, redirect, refusal, refusal_status,
-    session_cookie, show, unavailable, Failure, PageQuery, SignedIn, View, HOME, LOGIN,
+    checked, csrf_refused, password_change_pending, redirect, refusal, refusal_status, require,
+    session_cookie, show, unavailable, Failure, PageQuery, Session, SignedIn, View, HOME, LOGIN,
 };
 use crate::auth;
 use crate::db::repo;
@@ -105,15 +105,19 @@ pub struct PasswordForm {
 pub async fn password_submit(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     form: web::Form<PasswordForm>,
+    session: Session,
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
     if !csrf.verify(&form.csrf) {
         return csrf_refused(lang);
     }
+    let signed_in = match require(session) {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
     let refuse = |key: &str| Some((StatusCode::BAD_REQUEST, lang.text(key).to_owned()));
     let fields = [&form.password, &form.new_password, &form.new_password2];
     if !checked(&fields.map(|f| (f.as_str(), text::SECRET))) {
@@ -251,16 +255,20 @@ pub struct DeviceForm {
 pub async fn device_submit(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     ClientOrigin(origin): ClientOrigin,
     form: web::Form<DeviceForm>,
+    session: Session,
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
     if !csrf.verify(&form.csrf) {
         return csrf_refused(lang);
     }
+    let signed_in = match require(session) {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
     let page = |step: DeviceStep, error: Option<(StatusCode, String)>| {
         device_page(&services, &csrf, &signed_in, lang, step, error)
     };

@@ -14,8 +14,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    checked, csrf_refused, error_page, redirect, refusal, refusal_status, show, unavailable,
-    Failure, PageQuery, SignedIn, View, HOME,
+    checked, csrf_refused, error_page, redirect, refusal, refusal_status, require, show,
+    unavailable, Failure, PageQuery, Session, SignedIn, View, HOME,
 };
 use crate::activation::{self, ActivateCommand, OtpOperation, PinChange, PinChangeCommand};
 use crate::db::repo;
@@ -157,10 +157,10 @@ async fn get(
 async fn post(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     path: web::Path<String>,
     form: web::Form<PinForm>,
+    session: Session,
     kind: Kind,
 ) -> HttpResponse {
     let form = form.into_inner();
@@ -168,6 +168,10 @@ async fn post(
     if !csrf.verify(&form.csrf) {
         return csrf_refused(lang);
     }
+    let signed_in = match require(session) {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
     let Some(id) = parse_id(&path) else {
         return unknown(lang);
     };
@@ -266,12 +270,12 @@ pub async fn activate_page(
 pub async fn activate_submit(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     path: web::Path<String>,
     form: web::Form<PinForm>,
+    session: Session,
 ) -> HttpResponse {
-    post(services, req, signed_in, csrf, path, form, Kind::Activate).await
+    post(services, req, csrf, path, form, session, Kind::Activate).await
 }
 
 /// `GET /portal/credentials/{id}/pin`.
@@ -290,12 +294,12 @@ pub async fn pin_page(
 pub async fn pin_submit(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     path: web::Path<String>,
     form: web::Form<PinForm>,
+    session: Session,
 ) -> HttpResponse {
-    post(services, req, signed_in, csrf, path, form, Kind::Pin).await
+    post(services, req, csrf, path, form, session, Kind::Pin).await
 }
 
 /// `GET /portal/credentials/{id}/unblock`.
@@ -314,10 +318,10 @@ pub async fn unblock_page(
 pub async fn unblock_submit(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     path: web::Path<String>,
     form: web::Form<PinForm>,
+    session: Session,
 ) -> HttpResponse {
-    post(services, req, signed_in, csrf, path, form, Kind::Unblock).await
+    post(services, req, csrf, path, form, session, Kind::Unblock).await
 }

@@ -19,8 +19,9 @@
 //!    (header with the service name, language switch and sign-out button), listed in
 //!    `web::render::TEMPLATES`; its strings in both tables of `strings` (same keys);
 //! 3. render it with [`show`] (it adds the CSRF token, the language switch, the user id);
-//! 4. in the POST, `csrf.verify(&form.csrf)` first ([`csrf_refused`] otherwise), then
-//!    [`checked`] on every field, then the domain function; an error goes through
+//! 4. a POST takes its `web::Form` and then a [`Session`] (not `SignedIn`), checks
+//!    `csrf.verify(&form.csrf)` first ([`csrf_refused`] otherwise), then [`require`]s the
+//!    session, then [`checked`] on every field, then the domain function; an error goes through
 //!    [`Failure`] and [`refusal`] (add an arm there and its strings, not a message in the
 //!    page); success redirects (303) with [`redirect`] (to home with a `done` notice);
 //! 5. the route in `app::public_endpoints` and its block in openapi/sigillo.yaml.
@@ -149,6 +150,17 @@ impl FromRequest for SignedIn {
             })
         })
     }
+}
+
+/// The session of a POST: a POST handler takes it after its form (`Result<SignedIn, _>` never
+/// fails to extract), checks the CSRF token first, and only then [`require`]s the session —
+/// so a form from another site is refused (403) before anything else, signed in or not.
+pub type Session = Result<SignedIn, actix_web::Error>;
+
+/// The signed-in subscriber of a POST, or the answer without one (303 to the sign-in page, or
+/// the fault page).
+pub fn require(session: Session) -> Result<SignedIn, Box<HttpResponse>> {
+    session.map_err(|e| Box::new(e.error_response()))
 }
 
 /// 303 to the sign-in page, coming back to this page (a GET's own URL; after a POST, its

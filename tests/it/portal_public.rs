@@ -723,7 +723,8 @@ async fn the_signing_history_shows_exactly_the_signatures_made_and_never_another
 
 /// The pages in Debian's Chromium (tests/e2e/portal_public.js): axe-core finds no serious or
 /// critical violation on any of them, in Italian and English, at a desktop width and at
-/// 375 px; the screenshots land in target/portal-screenshots/ and are printed.
+/// 375 px; the screenshots land in target/portal-screenshots/public/ (emptied first; the
+/// other portal runs keep their own folders there) and are printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_visits_the_pages_and_axe_finds_nothing_serious() {
     let app = TestApp::spawn_with(|c| {
@@ -761,7 +762,8 @@ async fn a_browser_visits_the_pages_and_axe_finds_nothing_serious() {
         std::path::Path::new(&modules).join("axe-core").is_dir(),
         "axe-core missing from {modules}: run scripts/test (npm ci in tests/e2e)"
     );
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/portal-screenshots");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/portal-screenshots/public");
     let _ = std::fs::remove_dir_all(&dir);
     let mut cmd = std::process::Command::new("timeout");
     cmd.args(["90", "node", "tests/e2e/portal_public.js"])

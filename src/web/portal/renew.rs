@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::home::date;
 use super::{
-    checked, csrf_refused, error_page, refusal, refusal_status, show, unavailable, Failure,
-    PageQuery, SignedIn, View, HOME,
+    checked, csrf_refused, error_page, refusal, refusal_status, require, show, unavailable,
+    Failure, PageQuery, Session, SignedIn, View, HOME,
 };
 use crate::activation::{self, OtpOperation};
 use crate::db::repo;
@@ -135,17 +135,21 @@ pub async fn form(
 pub async fn submit(
     services: web::Data<Services>,
     req: HttpRequest,
-    signed_in: SignedIn,
     csrf: Csrf,
     path: web::Path<String>,
     form: web::Form<RenewForm>,
+    session: Session,
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
-    // Before anything else: a form posted from another site stops here.
+    // Before anything else, signed in or not: a form posted from another site stops here.
     if !csrf.verify(&form.csrf) {
         return csrf_refused(lang);
     }
+    let signed_in = match require(session) {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
     let Ok(id) = Uuid::parse_str(&path) else {
         return error_page(lang, StatusCode::NOT_FOUND, "unknown_credential");
     };

@@ -119,6 +119,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         ),
         endpoint(
             M::GET,
+            "/api/v1/credentials/{credential_id}/history",
+            portal::history::history,
+        ),
+        endpoint(
+            M::GET,
             "/api/v1/notifications",
             portal::credentials::notifications,
         ),
@@ -254,6 +259,31 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/portal/setup", pages::portal::setup::setup_page),
         endpoint(M::POST, "/portal/setup", pages::portal::setup::setup_submit),
         endpoint(M::GET, "/static/setup.js", pages::portal::setup::script),
+        // The portal's pages reached without signing in, and the signing history
+        endpoint(M::GET, "/portal/emergency", pages::portal::emergency::form),
+        endpoint(
+            M::POST,
+            "/portal/emergency",
+            pages::portal::emergency::submit,
+        ),
+        endpoint(M::GET, "/portal/recovery", pages::portal::recovery::page),
+        endpoint(M::POST, "/portal/recovery", pages::portal::recovery::submit),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/history",
+            pages::portal::history::history,
+        ),
+        endpoint(M::GET, "/portal/notices", pages::portal::notices::notices),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/renew",
+            pages::portal::renew::form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/renew",
+            pages::portal::renew::submit,
+        ),
         // Relying parties: certificate status and CA certificates
         endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
         endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),

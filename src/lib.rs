@@ -35,6 +35,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod hsm;
 pub mod kv;
 pub mod lifecycle;

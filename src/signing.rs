@@ -80,6 +80,10 @@ pub async fn sign_hash(
         detail.insert("count".into(), hashes.len().into());
         detail.insert("hashes_sha256".into(), hex::encode(all.finish()).into());
         detail.insert("hash_alg".into(), cmd.algo.hash().oid().into());
+        // Which client signed, for the subscriber's signing history.
+        if let Some(client_id) = &cmd.claims.cid {
+            detail.insert("client_id".into(), client_id.clone().into());
+        }
         if let Some(c) = consumed {
             detail.insert("serial_number".into(), c.serial_number.clone().into());
         }

@@ -168,6 +168,12 @@ async fn peek(services: &Services, token: &str) -> Result<User, RecoveryError> {
         .ok_or(RecoveryError::InvalidLink)
 }
 
+/// The OTP method of the subscriber a live link stands for (the recovery page asks for that
+/// factor); the link stays live. An unknown, used or expired link is `InvalidLink`.
+pub async fn link_otp_method(services: &Services, token: &str) -> Result<OtpMethod, RecoveryError> {
+    Ok(peek(services, token).await?.otp_method)
+}
+
 /// `POST /api/v1/recovery/otp`: texts the SMS code for completing the recovery of a live
 /// link (SMS subscribers only; the SMS send limits apply).
 pub async fn send_recovery_otp(services: &Services, token: &str) -> Result<(), RecoveryError> {

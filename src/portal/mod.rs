@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod emergency;
+pub mod history;
 pub mod otp;
 pub mod recovery;
 pub mod setup;

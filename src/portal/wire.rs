@@ -186,3 +186,78 @@ pub struct TotpStartResponse {
     pub otpauth_uri: String,
     pub qr_svg: String,
 }
+
+/// `GET /api/v1/credentials/{id}/history` query: `limit` (1..=100, default 20) and `before`
+/// (the `next` cursor of the previous page).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    pub limit: Option<String>,
+    pub before: Option<String>,
+}
+
+impl HistoryQuery {
+    /// The page asked for: (`before`, `limit`), or what is wrong with it.
+    pub fn validate(&self) -> Result<(Option<i64>, u32), &'static str> {
+        let limit = match &self.limit {
+            None => crate::history::DEFAULT_PAGE,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=crate::history::MAX_PAGE).contains(&n) && raw.len() <= 3 => n,
+                _ => return Err("limit must be an integer from 1 to 100"),
+            },
+        };
+        let before = match &self.before {
+            None => None,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if n > 0 && raw.len() <= 19 && raw.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some(n)
+                }
+                _ => return Err("before must be the next cursor of a previous page"),
+            },
+        };
+        Ok((before, limit))
+    }
+}
+
+/// One signHash that signed.
+#[derive(Serialize)]
+pub struct SigningEventView {
+    pub at: String,
+    pub count: u64,
+    pub client_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub serial_number: Option<String>,
+}
+
+/// A page of a credential's signing history, newest first.
+#[derive(Serialize)]
+pub struct HistoryResponse {
+    pub credential_id: Uuid,
+    pub total_signatures: u64,
+    pub signatures: Vec<SigningEventView>,
+    /// Pass as `before` for the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+impl HistoryResponse {
+    pub fn of(credential_id: Uuid, page: crate::history::HistoryPage) -> HistoryResponse {
+        HistoryResponse {
+            credential_id,
+            total_signatures: page.total_signatures,
+            signatures: page
+                .events
+                .into_iter()
+                .map(|e| SigningEventView {
+                    at: rfc3339(e.at),
+                    count: e.count,
+                    client_id: e.client_id,
+                    client_addr: e.client_addr,
+                    user_agent: e.user_agent,
+                    serial_number: e.serial_number,
+                })
+                .collect(),
+            next: page.next.map(|n| n.to_string()),
+        }
+    }
+}

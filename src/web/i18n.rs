@@ -75,9 +75,17 @@ impl Lang {
 
     /// The tables of this language: the shared one here, then each part's own (the portal's).
     fn tables(self) -> impl Iterator<Item = &'static [(&'static str, &'static str)]> {
-        let tables: [&'static [(&'static str, &'static str)]; 2] = match self {
-            Lang::It => [IT, crate::web::portal::strings::IT],
-            Lang::En => [EN, crate::web::portal::strings::EN],
+        let tables: [&'static [(&'static str, &'static str)]; 3] = match self {
+            Lang::It => [
+                IT,
+                crate::web::portal::strings::IT,
+                crate::web::portal::pub_strings::IT,
+            ],
+            Lang::En => [
+                EN,
+                crate::web::portal::strings::EN,
+                crate::web::portal::pub_strings::EN,
+            ],
         };
         tables.into_iter()
     }

@@ -64,6 +64,26 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "portal/setup.html",
             include_str!("../../templates/portal/setup.html"),
         ),
+        (
+            "portal/emergency.html",
+            include_str!("../../templates/portal/emergency.html"),
+        ),
+        (
+            "portal/recovery.html",
+            include_str!("../../templates/portal/recovery.html"),
+        ),
+        (
+            "portal/history.html",
+            include_str!("../../templates/portal/history.html"),
+        ),
+        (
+            "portal/notices.html",
+            include_str!("../../templates/portal/notices.html"),
+        ),
+        (
+            "portal/renew.html",
+            include_str!("../../templates/portal/renew.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -181,6 +201,11 @@ mod tests {
             "portal/otp_device.html",
             "portal/otp_app.html",
             "portal/setup.html",
+            "portal/emergency.html",
+            "portal/recovery.html",
+            "portal/history.html",
+            "portal/notices.html",
+            "portal/renew.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -32,6 +32,7 @@ mod otp;
 mod pin_race;
 mod pki;
 mod portal;
+mod portal_public;
 mod postgres_outage;
 mod pyhanko;
 mod recovery;

@@ -179,3 +179,55 @@ pub async fn insert_many(
         head: seq.zip(hash).map(|(seq, hash)| Head { seq, hash }),
     })
 }
+
+/// One signHash that signed, as the signing history shows it.
+#[derive(Debug, Clone)]
+pub struct SignatureRow {
+    /// The row's id: the history's page cursor (rows are read newest first by it).
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub detail: Value,
+}
+
+/// The signHash rows of `credential_id` that signed (outcome `ok`: the SAD's durable record
+/// granted them), newest first, with an id below `before` when given; at most `limit`.
+pub async fn signatures(
+    db: &Db,
+    credential_id: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<SignatureRow>, DbError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT id, at, detail FROM audit_log \
+             WHERE credential_id = $1 AND action = 'signatures.signHash' AND outcome = 'ok' \
+               AND ($2::bigint IS NULL OR id < $2) \
+             ORDER BY id DESC LIMIT $3",
+            &[&credential_id, &before, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SignatureRow {
+                id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                detail: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// How many signatures `credential_id` made in all (the counts of its signHash rows that
+/// signed).
+pub async fn signature_total(db: &Db, credential_id: Uuid) -> Result<i64, DbError> {
+    let client = db.get().await?;
+    let row = client
+        .query_one(
+            "SELECT COALESCE(sum((detail->>'count')::bigint), 0)::bigint FROM audit_log \
+             WHERE credential_id = $1 AND action = 'signatures.signHash' AND outcome = 'ok'",
+            &[&credential_id],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}

@@ -48,7 +48,7 @@ fn hint_key(status: &str) -> Option<&'static str> {
 }
 
 /// The expiry date as the language writes it.
-fn date(lang: Lang, t: OffsetDateTime) -> String {
+pub(super) fn date(lang: Lang, t: OffsetDateTime) -> String {
     let formatted = match lang {
         Lang::It => t.format(format_description!("[day]/[month]/[year]")),
         Lang::En => t.format(format_description!("[day] [month repr:short] [year]")),

@@ -29,8 +29,14 @@
 pub mod account;
 pub mod app;
 pub mod credentials;
+pub mod emergency;
+pub mod history;
 pub mod home;
 pub mod login;
+pub mod notices;
+pub mod pub_strings;
+pub mod recovery;
+pub mod renew;
 pub mod setup;
 pub mod strings;
 
@@ -45,11 +51,14 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::activation::emergency::EmergencyError;
 use crate::activation::ActivationError;
+use crate::auth::recovery::RecoveryError;
 use crate::auth::{AuthError, PolicyViolation};
 use crate::credentials::CredentialError;
 use crate::devices::DeviceError;
 use crate::otp::OtpError;
+use crate::renewal::RenewalError;
 use crate::services::Services;
 use crate::text;
 use crate::web::session::SessionCookie;
@@ -325,6 +334,27 @@ pub enum Failure {
     Activation(ActivationError),
     Device(DeviceError),
     Credential(CredentialError),
+    Emergency(EmergencyError),
+    Recovery(RecoveryError),
+    Renewal(RenewalError),
+}
+
+impl From<RenewalError> for Failure {
+    fn from(e: RenewalError) -> Self {
+        Failure::Renewal(e)
+    }
+}
+
+impl From<EmergencyError> for Failure {
+    fn from(e: EmergencyError) -> Self {
+        Failure::Emergency(e)
+    }
+}
+
+impl From<RecoveryError> for Failure {
+    fn from(e: RecoveryError) -> Self {
+        Failure::Recovery(e)
+    }
 }
 
 impl From<AuthError> for Failure {
@@ -358,6 +388,9 @@ impl std::fmt::Display for Failure {
             Failure::Activation(e) => e.fmt(f),
             Failure::Device(e) => e.fmt(f),
             Failure::Credential(e) => e.fmt(f),
+            Failure::Emergency(e) => e.fmt(f),
+            Failure::Recovery(e) => e.fmt(f),
+            Failure::Renewal(e) => e.fmt(f),
         }
     }
 }
@@ -413,7 +446,8 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
     let t = |key: &str| lang.text(key).to_owned();
     let key = match failure {
         Failure::Auth(e) => auth_refusal(e)?,
-        Failure::Activation(e) => match e {
+        // Renewal is confirmed with the PIN and OTP of `activation`: the same sentences.
+        Failure::Activation(e) | Failure::Renewal(RenewalError::Factors(e)) => match e {
             ActivationError::WrongPin { remaining } => {
                 return Some(format!("{} {remaining}", t("wrong_pin")))
             }
@@ -459,6 +493,50 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
             CredentialError::NotFound => "unknown_credential",
             CredentialError::Db(_) | CredentialError::Audit(_) => return None,
         },
+        Failure::Renewal(RenewalError::IdentityNotConfirmed) => "portal_renew_confirm_required",
+        Failure::Renewal(RenewalError::NotInWindow(_)) => "portal_renew_not_in_window",
+        Failure::Renewal(RenewalError::AlreadyRenewed) => "portal_renew_already",
+        Failure::Renewal(RenewalError::InvalidCoupon) => "portal_renew_invalid_coupon",
+        Failure::Renewal(RenewalError::Revoked) => "portal_hint_revoked",
+        Failure::Renewal(RenewalError::Suspended) => "portal_hint_suspended",
+        Failure::Renewal(RenewalError::Expired) => "portal_hint_expired",
+        Failure::Renewal(RenewalError::WrongState(_)) => "portal_wrong_state",
+        Failure::Renewal(
+            RenewalError::BadCount
+            | RenewalError::Ca(_)
+            | RenewalError::Db(_)
+            | RenewalError::Audit(_)
+            | RenewalError::Certificate(_),
+        ) => return None,
+        // An unknown user id and a wrong code read the same.
+        Failure::Emergency(e) => match e {
+            EmergencyError::Refused => "portal_emergency_refused",
+            EmergencyError::Auth(a) => auth_refusal(a)?,
+            EmergencyError::Lifecycle(_)
+            | EmergencyError::Hsm(_)
+            | EmergencyError::Db(_)
+            | EmergencyError::Mail(_)
+            | EmergencyError::Audit(_) => return None,
+        },
+        Failure::Recovery(e) => match e {
+            RecoveryError::InvalidLink => "portal_recovery_invalid_link",
+            RecoveryError::TooManyRequests { .. } => "too_many",
+            RecoveryError::NotSms => "portal_not_sms",
+            // A wrong OTP spent the link: the subscriber must ask for a new one.
+            RecoveryError::Otp(
+                OtpError::Wrong
+                | OtpError::Expired
+                | OtpError::Replayed
+                | OtpError::Malformed
+                | OtpError::OtherPurpose,
+            ) => "portal_recovery_wrong_otp",
+            RecoveryError::Otp(o) => otp_refusal(o)?,
+            RecoveryError::Auth(a) => auth_refusal(a)?,
+            RecoveryError::Db(_)
+            | RecoveryError::Kv(_)
+            | RecoveryError::Mail(_)
+            | RecoveryError::Audit(_) => return None,
+        },
     };
     Some(t(key))
 }
@@ -475,6 +553,18 @@ pub fn refusal_status(failure: &Failure) -> StatusCode {
                 DeviceError::Auth(AuthError::TooManyAttempts { .. })
                     | DeviceError::Otp(OtpError::RateLimited { .. })
                     | DeviceError::CurrentFactor(
+                        OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
+                    )
+            )
+            | Failure::Emergency(EmergencyError::Auth(
+                AuthError::TooManyAttempts { .. } | AuthError::Busy { .. }
+            ))
+            | Failure::Renewal(RenewalError::Factors(ActivationError::Otp(
+                OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
+            )))
+            | Failure::Recovery(
+                RecoveryError::TooManyRequests { .. }
+                    | RecoveryError::Otp(
                         OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
                     )
             )
@@ -546,6 +636,20 @@ mod tests {
             Failure::Device(DeviceError::BadPhone),
             Failure::Device(DeviceError::NothingPending),
             Failure::Credential(CredentialError::NotFound),
+            Failure::Emergency(EmergencyError::Refused),
+            Failure::Recovery(RecoveryError::InvalidLink),
+            Failure::Recovery(RecoveryError::Otp(OtpError::Wrong)),
+            Failure::Recovery(RecoveryError::TooManyRequests {
+                retry_after_secs: 60,
+            }),
+            Failure::Renewal(RenewalError::InvalidCoupon),
+            Failure::Renewal(RenewalError::NotInWindow(90)),
+            Failure::Renewal(RenewalError::AlreadyRenewed),
+            Failure::Renewal(RenewalError::IdentityNotConfirmed),
+            Failure::Renewal(RenewalError::Suspended),
+            Failure::Renewal(RenewalError::Factors(ActivationError::WrongPin {
+                remaining: 1,
+            })),
         ];
         for f in &failures {
             for lang in [Lang::It, Lang::En] {

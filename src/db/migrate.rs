@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "enrolment",
         include_str!("../../migrations/0012_enrolment.sql"),
     ),
+    (
+        13,
+        "signing_history",
+        include_str!("../../migrations/0013_signing_history.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

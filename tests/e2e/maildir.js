@@ -32,6 +32,21 @@ function decodeQp(text) {
   return Buffer.from(bytes);
 }
 
+// A header parameter, also when split and encoded as RFC 2231 says (`name*0*=utf-8''a%20b;
+// name*1=...`), as lettre writes long attachment names.
+function param(header, key) {
+  const parts = [];
+  let plain = null;
+  for (const m of header.matchAll(/;\s*([A-Za-z-]+)(\*(\d+))?(\*)?=("([^"]*)"|[^;\s]*)/g)) {
+    if (m[1].toLowerCase() !== key) continue;
+    let value = m[6] !== undefined ? m[6] : m[5];
+    if (m[4]) value = decodeURIComponent(value.replace(/^[^']*'[^']*'/, ''));
+    if (m[3] !== undefined) parts[Number(m[3])] = value;
+    else plain = value;
+  }
+  return parts.length ? parts.join('') : plain;
+}
+
 function decodeBody(headers, body) {
   const cte = (headers['content-transfer-encoding'] || '7bit').toLowerCase();
   if (cte === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64');
@@ -53,10 +68,10 @@ function walk(raw, out) {
     return out;
   }
   const disposition = headers['content-disposition'] || '';
-  const name = /filename="?([^";]+)"?/i.exec(disposition) || /name="?([^";]+)"?/i.exec(type);
+  const name = param(disposition, 'filename') || param(type, 'name');
   const content = decodeBody(headers, body);
   if (/attachment/i.test(disposition) || !/^text\//i.test(type)) {
-    out.attachments.push({ filename: name ? name[1] : '', contentType: type, content });
+    out.attachments.push({ filename: name || '', contentType: type, content });
   } else {
     out.text.push(content.toString('utf8'));
   }

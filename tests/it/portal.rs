@@ -533,6 +533,8 @@ async fn under_tls_the_session_cookie_is_secure() {
     };
     let mut admin = app;
     admin.admin = format!("https://{}", admin.running.admin_addr);
+    // The setup of the new user goes to the public listener (TLS too).
+    admin.public = format!("https://{}", admin.running.public_addr);
     admin.client = client(true);
     let user = admin.create_user("sms").await;
     let mut browser = Browser::with_client(

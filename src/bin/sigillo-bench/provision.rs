@@ -34,6 +34,16 @@ pub enum OtpKind {
     Sms,
 }
 
+impl OtpKind {
+    /// The admin API's `otp_method`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OtpKind::Totp => "totp",
+            OtpKind::Sms => "sms",
+        }
+    }
+}
+
 /// `sigillo-bench provision …`
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -380,7 +390,7 @@ impl Gateway {
             "fiscal_code": format!("PRV{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 13)),
             "email": format!("{}@load.example.org", user_id.to_ascii_lowercase()),
             "phone": format!("+39{}", random_digits(10)),
-            "otp_method": match spec.otp { OtpKind::Totp => "totp", OtpKind::Sms => "sms" },
+            "otp_method": spec.otp.name(),
         });
         if let Some(obj) = body.as_object_mut() {
             obj.extend(spec.user.clone());
@@ -466,7 +476,7 @@ impl Gateway {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
                 let path = dir.join(format!("{user_id}.pdf"));
-                std::fs::write(&path, &pdf)?;
+                write_private(&path, &pdf)?;
                 Some(path)
             }
             None => None,
@@ -592,9 +602,10 @@ pub async fn run(args: Args) -> Result<()> {
         &serde_json::to_vec_pretty(&json!({ "subscribers": made }))?,
     )?;
     eprintln!(
-        "provisioned {} subscribers ({:?}, {}) in {seconds:.1} s ({:.2} s each, {} at a time): {}",
+        "provisioned {} subscriber{} ({}, {}) in {seconds:.1} s ({:.2} s each, {} at a time): {}",
         made.len(),
-        args.otp,
+        if made.len() == 1 { "" } else { "s" },
+        args.otp.name(),
         args.key_algo,
         seconds / made.len().max(1) as f64,
         args.concurrency.max(1),

@@ -155,6 +155,18 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/emergency-suspension",
             portal::emergency::suspend,
         ),
+        endpoint(M::POST, "/api/v1/setup", portal::setup::setup),
+        endpoint(
+            M::POST,
+            "/api/v1/password-policy",
+            portal::setup::password_policy,
+        ),
+        endpoint(M::POST, "/api/v1/otp/totp/enrol", portal::setup::enrol_totp),
+        endpoint(
+            M::POST,
+            "/api/v1/otp/totp/enrol/confirm",
+            portal::setup::confirm_totp_enrolment,
+        ),
         endpoint(M::POST, "/api/v1/recovery", portal::recovery::request),
         endpoint(M::POST, "/api/v1/recovery/otp", portal::recovery::send_otp),
         endpoint(
@@ -202,6 +214,16 @@ pub fn admin_endpoints() -> Vec<Endpoint> {
             M::POST,
             "/admin/v1/users/{user_id}/credentials",
             admin::users::create_credential,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/users/{user_id}/setup-link",
+            admin::users::send_setup_link,
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/credentials/{credential_id}/envelope",
+            admin::users::replace_envelope,
         ),
         endpoint(
             M::POST,

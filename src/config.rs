@@ -63,6 +63,18 @@ pub struct Config {
     pub tsa: TsaConfig,
     pub pki: PkiConfig,
     pub recovery: RecoveryConfig,
+    pub enrolment: EnrolmentConfig,
+}
+
+/// Enrolment: the e-mailed single-use link on which a new subscriber sets the password and
+/// the envelope passphrase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentConfig {
+    /// The portal page the e-mail links to; `{token}` is replaced by the link's token.
+    pub setup_link: String,
+    /// A link works once, for this many hours.
+    pub setup_link_hours: u32,
 }
 
 /// Password recovery ("Non riesco ad accedere"): the e-mailed link and its limits.
@@ -385,6 +397,12 @@ impl Config {
                 "security.admin_token",
                 "missing or shorter than 16 characters: set SIGILLO__SECURITY__ADMIN_TOKEN",
             );
+        }
+        if !self.enrolment.setup_link.contains("{token}") {
+            return invalid("enrolment.setup_link", "must contain {token}");
+        }
+        if !(1..=720).contains(&self.enrolment.setup_link_hours) {
+            return invalid("enrolment.setup_link_hours", "1 to 720");
         }
         if !(1..=3600).contains(&self.server.shutdown_timeout_secs) {
             return invalid("server.shutdown_timeout_secs", "1 to 3600");

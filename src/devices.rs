@@ -39,6 +39,10 @@ pub enum DeviceError {
     Audit(#[from] AuditError),
     #[error("QR code: {0}")]
     Qr(String),
+    #[error("an authenticator app is already enrolled: change it with POST /api/v1/otp/totp")]
+    AppEnrolled,
+    #[error("this user's OTP comes by SMS: change the device with POST /api/v1/otp/totp")]
+    NotTotpUser,
 }
 
 async fn user(services: &Services, user_id: &str) -> Result<User, DeviceError> {
@@ -53,7 +57,14 @@ async fn check_password(
     user: &User,
     password: &str,
 ) -> Result<(), DeviceError> {
-    if budget::check_user_password(services, &user.user_id, &user.password_hash, password).await? {
+    if budget::check_user_password(
+        services,
+        &user.user_id,
+        user.password_hash.as_deref().unwrap_or_default(),
+        password,
+    )
+    .await?
+    {
         Ok(())
     } else {
         Err(DeviceError::WrongPassword)
@@ -74,6 +85,83 @@ pub struct TotpStart {
     pub qr_svg: String,
 }
 
+fn qr_svg(otpauth_uri: &str) -> Result<String, DeviceError> {
+    Ok(QrCode::new(otpauth_uri.as_bytes())
+        .map_err(|e| DeviceError::Qr(e.to_string()))?
+        .render::<svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build())
+}
+
+/// A TOTP user who has no app yet (first sign-in); anyone else is refused.
+async fn awaiting_app(services: &Services, user_id: &str) -> Result<User, DeviceError> {
+    let user = user(services, user_id).await?;
+    if user.otp_method != OtpMethod::Totp {
+        return Err(DeviceError::NotTotpUser);
+    }
+    if user.totp_secret.is_some() {
+        return Err(DeviceError::AppEnrolled);
+    }
+    Ok(user)
+}
+
+/// `POST /api/v1/otp/totp/enrol`: the first authenticator app of a TOTP user, who has none
+/// yet (the operator never sees the secret). Stages a secret, to confirm with a code of it.
+pub async fn enrol_first_totp(
+    services: &Services,
+    user_id: &str,
+) -> Result<TotpStart, DeviceError> {
+    awaiting_app(services, user_id).await?;
+    let enrolment = services.otp.stage_totp(user_id).await?;
+    Ok(TotpStart {
+        qr_svg: qr_svg(&enrolment.otpauth_uri)?,
+        otpauth_uri: enrolment.otpauth_uri,
+    })
+}
+
+/// `POST /api/v1/otp/totp/enrol/confirm {otp}`: a code of the staged app makes it the user's.
+/// Only while none is enrolled (compare-and-set: of two racing confirmations one wins).
+pub async fn confirm_first_totp(
+    services: &Services,
+    user_id: &str,
+    otp: &str,
+    origin: &Origin,
+) -> Result<(), DeviceError> {
+    let result = confirm_first(services, user_id, otp).await;
+    let mut detail = origin.audit_fields();
+    detail.insert("to".into(), "totp".into());
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(e) => {
+            detail.insert("reason".into(), e.audit_reason().into());
+            "refused"
+        }
+    };
+    services
+        .audit
+        .record(user_id, "otp.first_enrolment", None, outcome, detail.into())
+        .await?;
+    result
+}
+
+async fn confirm_first(services: &Services, user_id: &str, otp: &str) -> Result<(), DeviceError> {
+    awaiting_app(services, user_id).await?;
+    let sealed = services
+        .otp
+        .confirm_staged_totp(user_id, otp)
+        .await
+        .map_err(|e| match e {
+            OtpError::Expired => DeviceError::NothingPending,
+            OtpError::Wrong => DeviceError::NewDeviceCode,
+            other => DeviceError::Otp(other),
+        })?;
+    if !repo::users::enrol_first_totp(&services.db, user_id, &sealed).await? {
+        return Err(DeviceError::AppEnrolled);
+    }
+    services.otp.clear_staged(user_id).await?;
+    Ok(())
+}
+
 /// `POST /api/v1/otp/totp {password}`: stages a new TOTP secret.
 async fn start_totp(
     services: &Services,
@@ -83,11 +171,7 @@ async fn start_totp(
     let user = user(services, user_id).await?;
     check_password(services, &user, password).await?;
     let enrolment = services.otp.stage_totp(user_id).await?;
-    let qr_svg = QrCode::new(enrolment.otpauth_uri.as_bytes())
-        .map_err(|e| DeviceError::Qr(e.to_string()))?
-        .render::<svg::Color<'_>>()
-        .min_dimensions(200, 200)
-        .build();
+    let qr_svg = qr_svg(&enrolment.otpauth_uri)?;
     send_current_factor(services, &user).await?;
     Ok(TotpStart {
         otpauth_uri: enrolment.otpauth_uri,
@@ -212,6 +296,8 @@ impl DeviceError {
             DeviceError::Otp(OtpError::RateLimited { .. }) => "otp_rate_limited",
             DeviceError::Otp(_) => "otp_failure",
             DeviceError::Auth(_) => "auth_failure",
+            DeviceError::AppEnrolled => "app_enrolled",
+            DeviceError::NotTotpUser => "not_totp_user",
             DeviceError::Db(_) | DeviceError::Audit(_) | DeviceError::Qr(_) => "internal_error",
         }
     }

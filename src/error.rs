@@ -254,7 +254,7 @@ impl From<OtpError> for ApiError {
                     err.to_string(),
                 )
             },
-            OtpError::NotOnline => ApiError::invalid_request(err.to_string()),
+            OtpError::NotOnline | OtpError::NoApp => ApiError::invalid_request(err.to_string()),
             OtpError::Kv(e) => e.into(),
             OtpError::Sms(_) => {
                 tracing::error!(error = %err, "SMS sending failed");
@@ -485,9 +485,10 @@ impl From<DeviceError> for ApiError {
             DeviceError::WrongPassword => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_password", err.to_string())
             }
-            DeviceError::BadPhone | DeviceError::NothingPending => {
-                ApiError::invalid_request(err.to_string())
-            }
+            DeviceError::BadPhone
+            | DeviceError::NothingPending
+            | DeviceError::AppEnrolled
+            | DeviceError::NotTotpUser => ApiError::invalid_request(err.to_string()),
             DeviceError::NewDeviceCode => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_code", err.to_string())
             }
@@ -511,12 +512,29 @@ impl From<EnrolError> for ApiError {
             EnrolError::UserNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "user_not_found", err.to_string())
             }
+            EnrolError::CredentialNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "invalid_request", err.to_string())
+            }
+            EnrolError::NotInactive | EnrolError::Passphrase(_) => {
+                ApiError::invalid_request(err.to_string())
+            }
+            EnrolError::InvalidSetupLink => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_grant", err.to_string())
+            }
+            EnrolError::SetupDone => {
+                ApiError::new(StatusCode::CONFLICT, "setup_done", err.to_string())
+            }
             EnrolError::Auth(e) => e.into(),
             EnrolError::Otp(e) => e.into(),
             EnrolError::Hsm(e) => e.into(),
             EnrolError::Ca(e) => e.into(),
             EnrolError::Db(e) => e.into(),
             EnrolError::Audit(e) => e.into(),
+            EnrolError::Mail(e) => e.into(),
+            EnrolError::Secrets(crate::secrets::SecretsError::Hsm(e)) => e.into(),
+            EnrolError::Secrets(_) | EnrolError::Envelope(_) | EnrolError::Interrupted => {
+                ApiError::internal(&err)
+            }
         }
     }
 }
@@ -699,6 +717,7 @@ mod tests {
             (429, Some(42))
         );
         assert_eq!(code(OtpError::NotOnline), (400, "invalid_request"));
+        assert_eq!(code(OtpError::NoApp), (400, "invalid_request"));
         assert_eq!(code(OtpError::Totp("x".into())), (500, "server_error"));
         assert_eq!(
             code(OtpError::Secrets(crate::secrets::SecretsError::BadSeal)),
@@ -854,6 +873,8 @@ mod tests {
         assert_eq!(code(DeviceError::NewDeviceCode), (400, "invalid_code"));
         assert_eq!(code(DeviceError::NothingPending), (400, "invalid_request"));
         assert_eq!(code(DeviceError::BadPhone), (400, "invalid_request"));
+        assert_eq!(code(DeviceError::AppEnrolled), (400, "invalid_request"));
+        assert_eq!(code(DeviceError::NotTotpUser), (400, "invalid_request"));
         assert_eq!(
             code(DeviceError::CurrentFactor(OtpError::Wrong)),
             (400, "invalid_otp")
@@ -875,6 +896,29 @@ mod tests {
         );
         assert_eq!(code(EnrolError::UserExists), (409, "user_exists"));
         assert_eq!(code(EnrolError::UserNotFound), (404, "user_not_found"));
+        assert_eq!(
+            code(EnrolError::CredentialNotFound),
+            (404, "invalid_request")
+        );
+        assert_eq!(code(EnrolError::NotInactive), (400, "invalid_request"));
+        assert_eq!(code(EnrolError::InvalidSetupLink), (400, "invalid_grant"));
+        assert_eq!(code(EnrolError::SetupDone), (409, "setup_done"));
+        assert_eq!(code(EnrolError::Passphrase("x")), (400, "invalid_request"));
+        assert_eq!(code(EnrolError::Interrupted), (500, "server_error"));
+        assert_eq!(
+            code(EnrolError::Envelope(
+                crate::envelope::EnvelopeError::Malformed("x")
+            )),
+            (500, "server_error")
+        );
+        assert_eq!(
+            code(EnrolError::Secrets(crate::secrets::SecretsError::BadSeal)),
+            (500, "server_error")
+        );
+        assert_eq!(
+            code(EnrolError::Mail(MailError::NoRecipient("u".into()))),
+            (500, "server_error")
+        );
     }
 
     #[test]

@@ -66,13 +66,11 @@ fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Creates a subscriber; prints {user_id, otp_method, totp_uri?}.
+    /// Creates a subscriber and e-mails the setup link (password and envelope passphrase are
+    /// the subscriber's to choose); prints {user_id, otp_method, locale, setup_link_expires_at}.
     CreateUser {
         #[arg(long)]
         user_id: String,
-        /// The initial password (env: SIGILLO_USER_PASSWORD, to keep it out of the process list).
-        #[arg(long, env = "SIGILLO_USER_PASSWORD", hide_env_values = true)]
-        password: String,
         #[arg(long)]
         given_name: String,
         #[arg(long)]
@@ -86,8 +84,12 @@ enum AdminCommand {
         /// sms or totp
         #[arg(long, default_value = "sms")]
         otp_method: String,
+        /// it or en: the language of the subscriber's e-mails
+        #[arg(long, default_value = "it")]
+        locale: String,
     },
-    /// Creates a credential (key in the HSM + certificate); prints it with the PUK, once.
+    /// Creates a credential (key in the HSM + certificate); its PUK goes in the sealed
+    /// envelope, e-mailed now or when the subscriber completes the setup.
     CreateCredential {
         #[arg(long)]
         user_id: String,
@@ -173,22 +175,27 @@ async fn admin(services: &Services, command: AdminCommand) -> Result<(), CliErro
     match command {
         AdminCommand::CreateUser {
             user_id,
-            password,
             given_name,
             surname,
             fiscal_code,
             email,
             phone,
             otp_method,
+            locale,
         } => {
             let otp_method = otp_method
                 .parse()
                 .map_err(|()| CliError::Usage("--otp-method: sms or totp".into()))?;
+            let locale = match locale.as_str() {
+                "it" => sigillo::mail::Locale::It,
+                "en" => sigillo::mail::Locale::En,
+                _ => return Err(CliError::Usage("--locale: it or en".into())),
+            };
             let created = enrolment::create_user(
                 services,
                 NewUser {
                     user_id,
-                    password,
+                    locale,
                     given_name,
                     surname,
                     fiscal_code,
@@ -203,7 +210,11 @@ async fn admin(services: &Services, command: AdminCommand) -> Result<(), CliErro
                 json!({
                     "user_id": created.user_id,
                     "otp_method": created.otp_method.as_str(),
-                    "totp_uri": created.totp_uri,
+                    "locale": created.locale.as_str(),
+                    "setup_link_expires_at": created
+                        .setup_link_expires_at
+                        .format(&Rfc3339)
+                        .unwrap_or_default(),
                 })
             );
         }
@@ -233,7 +244,7 @@ async fn admin(services: &Services, command: AdminCommand) -> Result<(), CliErro
                     "credential_id": created.credential_id,
                     "status": created.status.as_str(),
                     "serial_number": created.serial_number,
-                    "activation": { "puk": created.puk },
+                    "envelope": created.envelope.as_str(),
                 })
             );
         }

@@ -62,14 +62,19 @@ string_enum!(
 #[derive(Debug, Clone)]
 pub struct User {
     pub user_id: String,
-    pub password_hash: String,
+    /// Argon2id PHC string; `None` until the subscriber sets it through the setup link.
+    pub password_hash: Option<String>,
+    /// True once the subscriber chose the password (setup, change, recovery); false for one
+    /// set by the operator's command line or from before, which the portal asks to change.
+    pub password_by_subscriber: bool,
     pub given_name: String,
     pub surname: String,
     pub fiscal_code: String,
     pub email: String,
     pub phone: String,
     pub otp_method: OtpMethod,
-    /// The TOTP secret, sealed; `None` for SMS users.
+    /// The TOTP secret, sealed; `None` for SMS users and for TOTP users who have not
+    /// enrolled their app yet.
     pub totp_secret: Option<Vec<u8>>,
 }
 
@@ -82,7 +87,8 @@ pub struct Credential {
     pub purpose: Purpose,
     pub status: CredentialStatus,
     pub pin_hmac: Option<Vec<u8>>,
-    pub puk_hmac: Vec<u8>,
+    /// `None` until the credential's sealed envelope is made (the PUK is made with it).
+    pub puk_hmac: Option<Vec<u8>>,
     pub pin_failures: i32,
     pub puk_failures: i32,
     pub serial_number: String,

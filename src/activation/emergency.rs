@@ -119,6 +119,16 @@ pub async fn store_digest(
     digest: &[u8],
 ) -> Result<(), DbError> {
     let client = services.db.get().await.map_err(DbError::from)?;
+    store_digest_in(&client, user_id, digest).await
+}
+
+/// [`store_digest`] in the caller's transaction (the envelope that carries the code commits
+/// with it).
+pub async fn store_digest_in(
+    client: &impl deadpool_postgres::GenericClient,
+    user_id: &str,
+    digest: &[u8],
+) -> Result<(), DbError> {
     client
         .execute(
             "UPDATE users SET emergency_code_hmac = $2 WHERE user_id = $1",

@@ -97,7 +97,8 @@ pub async fn check_factors(
             PIN_MAX_FAILURES,
         ),
         SecretKind::Puk => (
-            credential.puk_hmac.as_slice(),
+            // No PUK before the envelope: nothing can match.
+            credential.puk_hmac.as_deref().unwrap_or_default(),
             Secret::Puk,
             PUK_MAX_FAILURES,
         ),

@@ -5,10 +5,11 @@ use actix_web::{web, HttpResponse};
 use super::credentials::operator;
 use super::wire::{
     CreateCredentialRequest, CreateCredentialResponse, CreateUserRequest, CreateUserResponse,
+    EnvelopeResponse, SetupLinkResponse,
 };
 use crate::enrolment;
 use crate::error::ApiError;
-use crate::extract::{Admin, ClientOrigin};
+use crate::extract::{credential_id, Admin, ClientOrigin};
 use crate::services::Services;
 use crate::text;
 
@@ -25,7 +26,35 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(CreateUserResponse::from(created)))
 }
 
-/// `POST /admin/v1/users/{user_id}/credentials` → 201, with the PUK shown this once.
+/// `POST /admin/v1/users/{user_id}/setup-link` → 201: a new setup link e-mailed (the earlier
+/// ones stop working), while the setup is not done.
+pub async fn send_setup_link(
+    services: web::Data<Services>,
+    _: Admin,
+    origin: ClientOrigin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = operator(&services, origin);
+    let user_id = text::path_param("user_id", path.into_inner())?;
+    let expires_at = enrolment::resend_setup_link(&services, &user_id, &operator).await?;
+    Ok(HttpResponse::Created().json(SetupLinkResponse::new(user_id, expires_at)))
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/envelope` → 200: a lost envelope replaced
+/// before activation (new PUK, new emergency code; the old ones stop working).
+pub async fn replace_envelope(
+    services: web::Data<Services>,
+    _: Admin,
+    origin: ClientOrigin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = operator(&services, origin);
+    let id = credential_id(&path)?;
+    let state = enrolment::replace_envelope(&services, id, &operator).await?;
+    Ok(HttpResponse::Ok().json(EnvelopeResponse::new(id, state)))
+}
+
+/// `POST /admin/v1/users/{user_id}/credentials` → 201; the PUK goes in the sealed envelope.
 pub async fn create_credential(
     services: web::Data<Services>,
     _: Admin,

@@ -1,19 +1,22 @@
 //! Admin request and response shapes, and their conversion into domain commands.
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::enrolment::{CreatedCredential, CreatedUser, NewCredential, NewUser};
+use crate::enrolment::{CreatedCredential, CreatedUser, EnvelopeState, NewCredential, NewUser};
 use crate::error::ApiError;
-use crate::text::{text, ID, PROSE, SECRET};
+use crate::mail::Locale;
+use crate::text::{opt_text, text, ID, PROSE};
 
+/// `POST /admin/v1/users`: identity and contact data. No password (an unknown field, refused):
+/// the subscriber chooses it through the e-mailed setup link.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     #[serde(deserialize_with = "text::<ID, _>")]
     pub user_id: String,
-    #[serde(deserialize_with = "text::<SECRET, _>")]
-    pub password: String,
     #[serde(deserialize_with = "text::<PROSE, _>")]
     pub given_name: String,
     #[serde(deserialize_with = "text::<PROSE, _>")]
@@ -26,6 +29,9 @@ pub struct CreateUserRequest {
     pub phone: String,
     #[serde(deserialize_with = "text::<ID, _>")]
     pub otp_method: String,
+    /// `it` (default) or `en`: the language of the subscriber's e-mails and envelopes.
+    #[serde(default, deserialize_with = "opt_text::<ID, _>")]
+    pub locale: Option<String>,
 }
 
 impl TryFrom<CreateUserRequest> for NewUser {
@@ -36,8 +42,12 @@ impl TryFrom<CreateUserRequest> for NewUser {
                 .otp_method
                 .parse()
                 .map_err(|()| ApiError::invalid_request("otp_method: \"sms\" or \"totp\""))?,
+            locale: match r.locale.as_deref() {
+                None | Some("it") => Locale::It,
+                Some("en") => Locale::En,
+                Some(_) => return Err(ApiError::invalid_request("locale: \"it\" or \"en\"")),
+            },
             user_id: r.user_id,
-            password: r.password,
             given_name: r.given_name,
             surname: r.surname,
             fiscal_code: r.fiscal_code,
@@ -47,14 +57,17 @@ impl TryFrom<CreateUserRequest> for NewUser {
     }
 }
 
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// No secret of the subscriber's: the setup link went to their e-mail address.
 #[derive(Serialize)]
 pub struct CreateUserResponse {
     pub user_id: String,
     pub otp_method: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub totp_uri: Option<String>,
-    /// Shown this once. Temporary: the sealed envelope will carry it instead.
-    pub emergency_code: String,
+    pub locale: &'static str,
+    pub setup_link_expires_at: String,
 }
 
 impl From<CreatedUser> for CreateUserResponse {
@@ -62,8 +75,40 @@ impl From<CreatedUser> for CreateUserResponse {
         CreateUserResponse {
             user_id: u.user_id,
             otp_method: u.otp_method.as_str(),
-            totp_uri: u.totp_uri,
-            emergency_code: u.emergency_code,
+            locale: u.locale.as_str(),
+            setup_link_expires_at: rfc3339(u.setup_link_expires_at),
+        }
+    }
+}
+
+/// `POST /admin/v1/users/{user_id}/setup-link` → 201.
+#[derive(Serialize)]
+pub struct SetupLinkResponse {
+    pub user_id: String,
+    pub setup_link_expires_at: String,
+}
+
+impl SetupLinkResponse {
+    pub fn new(user_id: String, expires_at: OffsetDateTime) -> Self {
+        SetupLinkResponse {
+            user_id,
+            setup_link_expires_at: rfc3339(expires_at),
+        }
+    }
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/envelope` → 200.
+#[derive(Serialize)]
+pub struct EnvelopeResponse {
+    pub credential_id: Uuid,
+    pub envelope: &'static str,
+}
+
+impl EnvelopeResponse {
+    pub fn new(credential_id: Uuid, state: EnvelopeState) -> Self {
+        EnvelopeResponse {
+            credential_id,
+            envelope: state.as_str(),
         }
     }
 }
@@ -95,17 +140,14 @@ impl CreateCredentialRequest {
     }
 }
 
-#[derive(Serialize)]
-pub struct Activation {
-    pub puk: String,
-}
-
+/// No PUK: it is in the sealed envelope, e-mailed now (`sent`) or when the subscriber completes
+/// the setup (`awaiting_setup`).
 #[derive(Serialize)]
 pub struct CreateCredentialResponse {
     pub credential_id: Uuid,
     pub status: &'static str,
     pub serial_number: String,
-    pub activation: Activation,
+    pub envelope: &'static str,
 }
 
 impl From<CreatedCredential> for CreateCredentialResponse {
@@ -114,7 +156,7 @@ impl From<CreatedCredential> for CreateCredentialResponse {
             credential_id: c.credential_id,
             status: c.status.as_str(),
             serial_number: c.serial_number,
-            activation: Activation { puk: c.puk },
+            envelope: c.envelope.as_str(),
         }
     }
 }

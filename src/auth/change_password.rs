@@ -24,7 +24,13 @@ pub async fn change_password(
     let user = repo::users::find(&services.db, user_id)
         .await?
         .ok_or(AuthError::InvalidToken)?;
-    let ok = budget::check_user_password(services, user_id, &user.password_hash, password).await?;
+    let ok = budget::check_user_password(
+        services,
+        user_id,
+        user.password_hash.as_deref().unwrap_or_default(),
+        password,
+    )
+    .await?;
     let outcome = if ok { "ok" } else { "wrong_password" };
     if ok {
         let hash = hash_password_async(new_password.to_owned()).await?;
@@ -41,4 +47,16 @@ pub async fn change_password(
     } else {
         Err(AuthError::WrongPassword)
     }
+}
+
+/// True if the portal must ask `user_id` to change the password before anything else: it was
+/// not chosen by the subscriber (the operator's command line set it, or it is from before).
+pub async fn password_change_required(
+    services: &Services,
+    user_id: &str,
+) -> Result<bool, AuthError> {
+    let user = repo::users::find(&services.db, user_id)
+        .await?
+        .ok_or(AuthError::InvalidToken)?;
+    Ok(!user.password_by_subscriber)
 }

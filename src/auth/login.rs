@@ -73,11 +73,12 @@ async fn check_password(
             return Err(e.into());
         }
     };
-    let phc = user
-        .as_ref()
-        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+    // No user, or no password yet (setup not done): the same Argon2 run, on the decoy.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let has_password = stored.is_some();
+    let phc = stored.unwrap_or_else(|| decoy_hash().to_owned());
     let checked = verify_password_bounded(password.to_owned(), phc, argon2_queue(services)).await;
-    let checked = checked.map(|matches| matches && user.is_some());
+    let checked = checked.map(|matches| matches && has_password);
     reservation.settle(services, &checked).await?;
     let ok = checked?;
     services

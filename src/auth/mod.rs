@@ -15,12 +15,12 @@ pub mod recovery;
 pub mod session;
 mod token;
 
-pub use change_password::change_password;
+pub use change_password::{change_password, password_change_required};
 pub use login::{login, LoginMethod, LoginResult};
 pub use logout::logout;
 pub use password::{
-    check_policy, hash_password, hash_password_async, verify_password, verify_password_async,
-    verify_password_bounded, PolicyViolation,
+    check_policy, hash_password, hash_password_async, policy_report, verify_password,
+    verify_password_async, verify_password_bounded, PolicyViolation, POLICY_RULES,
 };
 pub use token::{AccessToken, Claims, Grant, Tokens};
 

@@ -31,38 +31,66 @@ pub enum PolicyViolation {
     Repeated,
 }
 
+/// Every rule of the policy, in the order they are checked and shown.
+pub const POLICY_RULES: [PolicyViolation; 7] = [
+    PolicyViolation::TooShort,
+    PolicyViolation::TooLong,
+    PolicyViolation::NoUpper,
+    PolicyViolation::NoLower,
+    PolicyViolation::NoDigit,
+    PolicyViolation::NoSpecial,
+    PolicyViolation::Repeated,
+];
+
+impl PolicyViolation {
+    /// The rule's stable id (`POST /api/v1/password-policy`, the pages' strings).
+    pub fn id(self) -> &'static str {
+        match self {
+            PolicyViolation::TooShort => "min_length",
+            PolicyViolation::TooLong => "max_length",
+            PolicyViolation::NoUpper => "upper",
+            PolicyViolation::NoLower => "lower",
+            PolicyViolation::NoDigit => "digit",
+            PolicyViolation::NoSpecial => "special",
+            PolicyViolation::Repeated => "no_triple",
+        }
+    }
+
+    /// True if `password` breaks this rule: the one implementation of each rule.
+    pub fn broken_by(self, password: &str) -> bool {
+        match self {
+            PolicyViolation::TooShort => password.chars().count() < 8,
+            PolicyViolation::TooLong => password.chars().count() > 128,
+            PolicyViolation::NoUpper => !password.chars().any(char::is_uppercase),
+            PolicyViolation::NoLower => !password.chars().any(char::is_lowercase),
+            PolicyViolation::NoDigit => !password.chars().any(|c| c.is_ascii_digit()),
+            PolicyViolation::NoSpecial => !password
+                .chars()
+                .any(|c| !c.is_alphanumeric() && !c.is_whitespace()),
+            PolicyViolation::Repeated => {
+                let chars: Vec<char> = password.chars().collect();
+                chars
+                    .windows(3)
+                    .any(|w| w.iter().all(|c| Some(c) == w.first()))
+            }
+        }
+    }
+}
+
+/// Each rule of the policy and whether `password` keeps it (for a live display).
+pub fn policy_report(password: &str) -> Vec<(PolicyViolation, bool)> {
+    POLICY_RULES
+        .iter()
+        .map(|rule| (*rule, !rule.broken_by(password)))
+        .collect()
+}
+
 /// Checks `password` against the policy; the first rule broken is reported.
 pub fn check_policy(password: &str) -> Result<(), PolicyViolation> {
-    let len = password.chars().count();
-    if len < 8 {
-        return Err(PolicyViolation::TooShort);
+    match POLICY_RULES.iter().find(|rule| rule.broken_by(password)) {
+        Some(rule) => Err(*rule),
+        None => Ok(()),
     }
-    if len > 128 {
-        return Err(PolicyViolation::TooLong);
-    }
-    if !password.chars().any(char::is_uppercase) {
-        return Err(PolicyViolation::NoUpper);
-    }
-    if !password.chars().any(char::is_lowercase) {
-        return Err(PolicyViolation::NoLower);
-    }
-    if !password.chars().any(|c| c.is_ascii_digit()) {
-        return Err(PolicyViolation::NoDigit);
-    }
-    if !password
-        .chars()
-        .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
-    {
-        return Err(PolicyViolation::NoSpecial);
-    }
-    let chars: Vec<char> = password.chars().collect();
-    if chars
-        .windows(3)
-        .any(|w| w.iter().all(|c| Some(c) == w.first()))
-    {
-        return Err(PolicyViolation::Repeated);
-    }
-    Ok(())
 }
 
 /// The Argon2 slots: at most one computation per core at a time, since each takes ~19 MiB, so
@@ -183,6 +211,22 @@ mod tests {
         assert_eq!(check_policy("Abbbcd1!"), Err(PolicyViolation::Repeated));
         assert_eq!(check_policy("Abbcdd1!"), Ok(()));
         assert_eq!(check_policy("Sìgillo-2026"), Ok(()));
+    }
+
+    #[test]
+    fn the_report_lists_every_rule_once_and_agrees_with_the_check() {
+        let report = policy_report("abc");
+        assert_eq!(report.len(), POLICY_RULES.len());
+        let ids: std::collections::HashSet<_> = report.iter().map(|(r, _)| r.id()).collect();
+        assert_eq!(ids.len(), POLICY_RULES.len());
+        for password in ["abc", "Abbbcd1!", "Sigillo-2026!", "ABCDEF1!"] {
+            let first_broken = policy_report(password)
+                .into_iter()
+                .find(|(_, ok)| !ok)
+                .map(|(r, _)| r);
+            assert_eq!(check_policy(password).err(), first_broken, "{password}");
+        }
+        assert!(policy_report("Sigillo-2026!").iter().all(|(_, ok)| *ok));
     }
 
     #[test]

@@ -225,7 +225,8 @@ pub async fn complete_recovery(
         let mut client = services.db.get().await.map_err(DbError::from)?;
         let tx = client.transaction().await.map_err(DbError::from)?;
         tx.execute(
-            "UPDATE users SET password_hash = $2 WHERE user_id = $1",
+            "UPDATE users SET password_hash = $2, password_by_subscriber = true \
+             WHERE user_id = $1",
             &[&user_id, &hash],
         )
         .await

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "emergency_code",
         include_str!("../../migrations/0011_emergency_code.sql"),
     ),
+    (
+        12,
+        "enrolment",
+        include_str!("../../migrations/0012_enrolment.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

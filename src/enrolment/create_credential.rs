@@ -1,14 +1,14 @@
-//! Creating a credential: key pair in the HSM, certificate, PUK.
+//! Creating a credential: key pair in the HSM, certificate, and — once the subscriber has
+//! done the setup — the sealed envelope with its PUK (at once, or when the setup completes).
 
-use rand::Rng;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::envelope::{lock_user, make_waiting, sent, EnvelopeState};
 use super::EnrolError;
-use crate::activation::SecretKind;
 use crate::ca::IssueRequest;
-use crate::db::repo;
+use crate::db::{repo, DbError};
 use crate::hsm::KeyAlgo;
 use crate::model::{Credential, CredentialStatus, Operator, Purpose};
 use crate::services::Services;
@@ -22,13 +22,13 @@ pub struct NewCredential {
     pub validity_days: Option<u32>,
 }
 
-/// The new credential, with the PUK in clear for the one and only time.
+/// The new credential; its PUK is in the envelope only.
 #[derive(Debug, Clone)]
 pub struct CreatedCredential {
     pub credential_id: Uuid,
     pub status: CredentialStatus,
     pub serial_number: String,
-    pub puk: String,
+    pub envelope: EnvelopeState,
 }
 
 /// Longest certificate the CA issues.
@@ -128,11 +128,6 @@ async fn finish(
             not_after: now + Duration::days(i64::from(days)),
         })
         .await?;
-    let puk = format!("{:08}", rand::rngs::OsRng.gen_range(0..100_000_000u32));
-    let puk_hmac = services
-        .pins
-        .digest(SecretKind::Puk, credential_id, &puk)
-        .await?;
     let credential = Credential {
         credential_id,
         user_id: user.user_id.clone(),
@@ -140,7 +135,7 @@ async fn finish(
         purpose: new.purpose,
         status: CredentialStatus::Inactive,
         pin_hmac: None,
-        puk_hmac,
+        puk_hmac: None,
         pin_failures: 0,
         puk_failures: 0,
         serial_number: issued.serial_number.clone(),
@@ -150,7 +145,18 @@ async fn finish(
         cert_chain: issued.chain,
         renewed_at: None,
     };
-    repo::credentials::insert(&services.db, &credential).await?;
+    let mut client = services.db.get().await.map_err(DbError::from)?;
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    // The subscriber first (as setup takes it): the envelope is made here or by the setup.
+    let setup_done = lock_user(&tx, &user.user_id).await?;
+    repo::credentials::insert(&tx, &credential).await?;
+    let made = make_waiting(services, &tx, &user.user_id).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    let envelope = if setup_done {
+        EnvelopeState::Sent
+    } else {
+        EnvelopeState::AwaitingSetup
+    };
     services
         .audit
         .record(
@@ -163,13 +169,18 @@ async fn finish(
                 "key_algo": new.key_algo.as_str(),
                 "purpose": new.purpose.as_str(),
                 "serial_number": issued.serial_number,
+                "envelope": envelope.as_str(),
             })),
         )
         .await?;
+    sent(services, &operator.name, &user.user_id, &made, |d| {
+        operator.audit_detail(d)
+    })
+    .await?;
     Ok(CreatedCredential {
         credential_id,
         status: CredentialStatus::Inactive,
         serial_number: credential.serial_number,
-        puk,
+        envelope,
     })
 }

@@ -1,11 +1,14 @@
-//! Creating a subscriber.
+//! Creating a subscriber: identity and contact data only. The subscriber is e-mailed a setup
+//! link (in the transaction of the insert) on which they choose the password and the envelope
+//! passphrase; an authenticator-app user enrols the app on first sign-in. The operator sees no
+//! secret of the subscriber's: no password, no TOTP secret, no emergency code.
 
 use serde_json::json;
+use time::OffsetDateTime;
 
-use super::EnrolError;
-use crate::activation::emergency;
-use crate::auth::{check_policy, hash_password_async};
+use super::{setup_link, EnrolError};
 use crate::db::{repo, DbError};
+use crate::mail::Locale;
 use crate::model::{Operator, OtpMethod, User};
 use crate::services::Services;
 
@@ -13,23 +16,23 @@ use crate::services::Services;
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub user_id: String,
-    pub password: String,
     pub given_name: String,
     pub surname: String,
     pub fiscal_code: String,
     pub email: String,
     pub phone: String,
     pub otp_method: OtpMethod,
+    /// The language of the subscriber's e-mails and envelopes.
+    pub locale: Locale,
 }
 
-/// The result: for TOTP users, the otpauth:// URI to load into the app (shown once).
+/// The new subscriber, and until when the e-mailed setup link works.
 #[derive(Debug, Clone)]
 pub struct CreatedUser {
     pub user_id: String,
     pub otp_method: OtpMethod,
-    pub totp_uri: Option<String>,
-    /// The subscriber's emergency code, shown this once (until the sealed envelope carries it).
-    pub emergency_code: String,
+    pub locale: Locale,
+    pub setup_link_expires_at: OffsetDateTime,
 }
 
 fn invalid(field: &'static str, reason: &'static str) -> EnrolError {
@@ -79,11 +82,10 @@ fn validate(u: &NewUser) -> Result<(), EnrolError> {
     if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid("phone", "E.164: + followed by 8 to 15 digits"));
     }
-    check_policy(&u.password)?;
     Ok(())
 }
 
-/// Creates the subscriber after validating every field and the password policy, as the
+/// Creates the subscriber after validating every field and e-mails the setup link, as the
 /// operator of this machine's command line.
 pub async fn create_user(services: &Services, new: NewUser) -> Result<CreatedUser, EnrolError> {
     let operator = Operator::local(&services.config.security.admin_name);
@@ -119,33 +121,34 @@ async fn create(
     operator: &Operator,
 ) -> Result<CreatedUser, EnrolError> {
     validate(&new)?;
-    let password_hash = hash_password_async(new.password.clone()).await?;
-    let (totp_secret, totp_uri) = match new.otp_method {
-        OtpMethod::Sms => (None, None),
-        OtpMethod::Totp => {
-            let enrolment = services.otp.new_totp(&new.user_id).await?;
-            (Some(enrolment.sealed_secret), Some(enrolment.otpauth_uri))
-        }
-    };
     let user = User {
         user_id: new.user_id,
-        password_hash,
+        password_hash: None,
+        password_by_subscriber: false,
         given_name: new.given_name,
         surname: new.surname,
         fiscal_code: new.fiscal_code,
         email: new.email,
         phone: new.phone,
         otp_method: new.otp_method,
-        totp_secret,
+        totp_secret: None,
     };
-    let (emergency_code, emergency_digest) =
-        emergency::new_code_for(services, &user.user_id).await?;
-    match repo::users::insert(&services.db, &user).await {
+    let mut client = services.db.get().await.map_err(DbError::from)?;
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    match repo::users::insert(&tx, &user).await {
         Ok(()) => {}
         Err(DbError::UniqueViolation { .. }) => return Err(EnrolError::UserExists),
         Err(e) => return Err(e.into()),
     }
-    emergency::store_digest(services, &user.user_id, &emergency_digest).await?;
+    tx.execute(
+        "UPDATE users SET locale = $2 WHERE user_id = $1",
+        &[&user.user_id, &new.locale.as_str()],
+    )
+    .await
+    .map_err(DbError::from)?;
+    let setup_link_expires_at = setup_link::issue(services, &tx, &user.user_id).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    services.mail.wake();
     services
         .audit
         .record(
@@ -153,16 +156,18 @@ async fn create(
             "user.create",
             None,
             "ok",
-            operator.audit_detail(
-                json!({ "user_id": user.user_id, "otp_method": user.otp_method.as_str() }),
-            ),
+            operator.audit_detail(json!({
+                "user_id": user.user_id,
+                "otp_method": user.otp_method.as_str(),
+                "locale": new.locale.as_str(),
+            })),
         )
         .await?;
     Ok(CreatedUser {
         user_id: user.user_id,
         otp_method: user.otp_method,
-        totp_uri,
-        emergency_code,
+        locale: new.locale,
+        setup_link_expires_at,
     })
 }
 
@@ -173,13 +178,13 @@ mod tests {
     fn user() -> NewUser {
         NewUser {
             user_id: "mario.rossi".into(),
-            password: "Sigillo-2026!".into(),
             given_name: "Mario".into(),
             surname: "Rossi".into(),
             fiscal_code: "RSSMRA80A01H501U".into(),
             email: "mario@example.org".into(),
             phone: "+393331234567".into(),
             otp_method: OtpMethod::Sms,
+            locale: Locale::It,
         }
     }
 
@@ -207,12 +212,5 @@ mod tests {
                 "{field}"
             );
         }
-    }
-
-    #[test]
-    fn the_password_policy_applies() {
-        let mut u = user();
-        u.password = "password".into();
-        assert!(matches!(validate(&u), Err(EnrolError::Policy(_))));
     }
 }

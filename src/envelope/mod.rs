@@ -61,7 +61,10 @@ impl Lock {
     }
 
     /// The lock again from its two stored halves (the key unsealed from the HSM).
-    pub fn from_parts(file_key: Zeroizing<Vec<u8>>, public: LockPublic) -> Result<Lock, EnvelopeError> {
+    pub fn from_parts(
+        file_key: Zeroizing<Vec<u8>>,
+        public: LockPublic,
+    ) -> Result<Lock, EnvelopeError> {
         if file_key.len() != 32 {
             return Err(EnvelopeError::Malformed("file key length"));
         }

@@ -53,6 +53,12 @@ pub enum Message {
     },
     /// The password of `user_id` was replaced through a recovery link.
     PasswordChanged { user_id: String },
+    /// The single-use setup link of a new subscriber `user_id`, valid `hours`.
+    SetupLink {
+        user_id: String,
+        link: String,
+        hours: u32,
+    },
 }
 
 impl Message {
@@ -75,6 +81,7 @@ impl Message {
             Message::EmergencySuspension { .. } => "emergency_suspension",
             Message::PasswordRecovery { .. } => "password_recovery",
             Message::PasswordChanged { .. } => "password_changed",
+            Message::SetupLink { .. } => "setup_link",
         }
     }
 
@@ -118,6 +125,15 @@ impl Message {
             Message::PasswordChanged { user_id } => {
                 vec![("user_id", user_id.clone()), ("at", at)]
             }
+            Message::SetupLink {
+                user_id,
+                link,
+                hours,
+            } => vec![
+                ("user_id", user_id.clone()),
+                ("link", link.clone()),
+                ("hours", hours.to_string()),
+            ],
         }
     }
 
@@ -161,6 +177,11 @@ mod tests {
                 minutes: 15,
             },
             Message::PasswordChanged { user_id: serial() },
+            Message::SetupLink {
+                user_id: serial(),
+                link: "https://portal.example/portal/setup?token=t".into(),
+                hours: 72,
+            },
         ];
         for unblocked in [false, true] {
             all.push(Message::PinChanged {

@@ -14,6 +14,7 @@
 //! before the crash; the Message-ID stays the same so that a duplicate is recognisable).
 //! Message texts and attachments are never logged.
 
+pub mod maildir;
 pub mod message;
 pub mod outbox;
 pub mod sender;

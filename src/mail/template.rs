@@ -52,6 +52,7 @@ templates!(
     "emergency_suspension",
     "password_recovery",
     "password_changed",
+    "setup_link",
 );
 
 /// A rendered message.

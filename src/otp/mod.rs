@@ -48,6 +48,9 @@ pub enum OtpError {
     Malformed,
     #[error("this code was sent for another operation or credential")]
     OtherPurpose,
+    /// A TOTP user who has not enrolled the authenticator app yet (first sign-in).
+    #[error("no authenticator app is enrolled yet: enrol one first (POST /api/v1/otp/totp/enrol)")]
+    NoApp,
     #[error(transparent)]
     Kv(#[from] KvError),
     #[error(transparent)]

@@ -95,7 +95,7 @@ impl Otp {
     }
 
     pub(super) async fn verify_totp(&self, user: &User, code: &str) -> Result<(), OtpError> {
-        let sealed = user.totp_secret.as_deref().ok_or(OtpError::Expired)?;
+        let sealed = user.totp_secret.as_deref().ok_or(OtpError::NoApp)?;
         let secret = self.secrets.open(&user.user_id, sealed).await?;
         let step = self.totp_step(&user.user_id, secret.to_vec(), code).await?;
         let mut conn = self.kv.conn();

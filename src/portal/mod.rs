@@ -5,4 +5,5 @@ pub mod credentials;
 pub mod emergency;
 pub mod otp;
 pub mod recovery;
+pub mod setup;
 pub mod wire;

@@ -1,4 +1,5 @@
-//! The admin API: its own listener and token, strict input, the password policy.
+//! The admin API: its own listener and token, strict input, no subscriber secret taken or
+//! given.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -6,32 +7,29 @@ use serde_json::json;
 use crate::support::{assert_error, random_suffix, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn password_policy_violations_name_the_rule() {
+async fn the_operator_sets_no_password() {
     let app = TestApp::spawn().await;
-    let cases = [
-        ("Ab1!xyz", "at least 8 characters"),
-        ("abcdefg1!", "upper-case"),
-        ("ABCDEFG1!", "lower-case"),
-        ("Abcdefgh!", "digit"),
-        ("Abcdefgh1", "special character"),
-        ("Abbb-cdef1", "more than twice in a row"),
-    ];
-    for (password, rule) in cases {
-        let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
-        user["password"] = json!(password);
-        let got = app.admin_post("/admin/v1/users", user).await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
-        let description = got.1["error_description"].as_str().unwrap();
-        assert!(description.contains(rule), "{password}: {description}");
-    }
+    // The subscriber chooses it through the setup link: the field is unknown, refused.
     let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
-    user["password"] = json!("Abb-cdde1!");
-    let (status, body) = app.admin_post("/admin/v1/users", user).await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "twice in a row is allowed: {body}"
+    user["password"] = json!("Sigillo-2026!");
+    let got = app.admin_post("/admin/v1/users", user).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(
+        got.1["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{}",
+        got.1
     );
+    let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
+    user["locale"] = json!("fr");
+    let got = app.admin_post("/admin/v1/users", user).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let mut user = TestApp::user_json(&format!("u-{}", random_suffix()), "sms");
+    user["locale"] = json!(null);
+    let got = app.admin_post("/admin/v1/users", user).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +114,7 @@ async fn the_admin_api_needs_its_token_and_is_not_on_the_public_listener() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn totp_users_get_an_otpauth_uri_once() {
+async fn totp_users_get_an_otpauth_uri_when_they_enrol_their_app() {
     let app = TestApp::spawn().await;
     let user = app.create_user("totp").await;
     let uri = user.totp_uri.expect("totp_uri");

@@ -108,16 +108,16 @@ async fn the_emergency_code_suspends_every_signing_credential() {
     config.otp.send_limit = 100;
     let app = TestApp::spawn_node(config).await;
 
-    // The admin API returns the code once; it works as returned.
-    let fresh = format!("user-{}", random_suffix());
-    let (status, body) = app
-        .admin_post("/admin/v1/users", TestApp::user_json(&fresh, "sms"))
+    // The sealed envelope carries the code; it works as sealed.
+    let fresh_user = app.create_user("sms").await;
+    let fresh = fresh_user.user_id.clone();
+    let sealed = app
+        .create_credential(&fresh_user, "ec-p256", "signing")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let returned = body["emergency_code"].as_str().unwrap().to_owned();
+    let returned = sealed.emergency_code.clone();
     assert_eq!(returned.len(), 14, "{returned}");
     let got = suspend(&app, &fresh, &returned).await;
-    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 0 })));
+    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 1 })));
     let stored: Option<Vec<u8>> = app
         .services()
         .db

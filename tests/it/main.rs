@@ -16,6 +16,7 @@ mod csc_refusals;
 mod csc_v2_strict;
 mod devices;
 mod emergency;
+mod enrolment;
 mod hsm_faults;
 mod http_hygiene;
 mod keystore;

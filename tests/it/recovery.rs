@@ -120,6 +120,7 @@ async fn the_recovery_link_works_once_and_ends_every_session() {
         user_id: user.user_id.clone(),
         password: NEW_PASSWORD.into(),
         totp_uri: None,
+        ..TestUser::default()
     };
     app.login(&renewed).await;
 

@@ -175,6 +175,7 @@ async fn logins_refreshes_and_logouts_are_audited_with_the_client() {
         user_id: user.user_id.clone(),
         password: "Wrong-Password-1".into(),
         totp_uri: None,
+        ..TestUser::default()
     };
     assert_eq!(
         login(&app, &wrong, json!({}), true).await.0,
@@ -184,6 +185,7 @@ async fn logins_refreshes_and_logouts_are_audited_with_the_client() {
         user_id: "nobody-here".into(),
         password: "Whatever-1!".into(),
         totp_uri: None,
+        ..TestUser::default()
     };
     assert_eq!(
         login(&app, &nobody, json!({}), true).await.0,

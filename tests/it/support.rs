@@ -120,20 +120,82 @@ pub struct TestApp {
     pub running: Running,
 }
 
-/// A subscriber created through the admin API.
+/// A subscriber created through the admin API who completed the setup (and, for TOTP, enrolled
+/// the app) as a subscriber would.
+#[derive(Default)]
 pub struct TestUser {
     pub user_id: String,
     pub password: String,
     pub totp_uri: Option<String>,
+    /// `<user_id>@example.org`: unique, so that the Maildir's per-recipient folder is the user's.
+    pub email: String,
+    pub passphrase: String,
 }
 
-/// A credential created through the admin API.
+/// A credential created through the admin API, its PUK read from the sealed envelope.
 pub struct TestCredential {
     pub id: String,
     pub puk: String,
+    /// The emergency code the envelope carried (the newest one of the user).
+    pub emergency_code: String,
+    pub serial_number: String,
 }
 
 pub const PASSWORD: &str = "Sigillo-Test-2026!";
+pub const PASSPHRASE: &str = "a long envelope passphrase";
+
+/// The test stack's Maildir (scripts/test's loopback SMTP server).
+pub fn test_maildir() -> PathBuf {
+    PathBuf::from(env("SIGILLO_TEST_MAILDIR"))
+}
+
+/// The token of the newest setup link e-mailed to `email` that is not in `seen`.
+pub async fn setup_token_after(email: &str, seen: &[String]) -> String {
+    let mail = sigillo::mail::maildir::wait_for(
+        &test_maildir(),
+        email,
+        std::time::Duration::from_secs(30),
+        |m| {
+            m.link_containing("token=")
+                .and_then(|l| l.split_once("token=").map(|(_, t)| t.to_owned()))
+                .is_some_and(|t| !seen.contains(&t))
+        },
+    )
+    .await
+    .unwrap_or_else(|| panic!("no setup link mailed to {email}"));
+    let link = mail.link_containing("token=").unwrap();
+    link.split_once("token=").unwrap().1.to_owned()
+}
+
+/// The token of the newest setup link e-mailed to `email`.
+pub async fn setup_token(email: &str) -> String {
+    setup_token_after(email, &[]).await
+}
+
+/// What the sealed envelope of `serial_number` mailed to `email` holds, opened with
+/// `passphrase` (the newest such envelope whose PUK is not in `seen`).
+pub async fn envelope_of(
+    email: &str,
+    serial_number: &str,
+    passphrase: &str,
+    seen: &[String],
+) -> sigillo::envelope::Opened {
+    let file = format!("busta-{serial_number}.pdf");
+    let mut found = None;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while found.is_none() && tokio::time::Instant::now() < deadline {
+        found = sigillo::mail::maildir::messages_for(&test_maildir(), email)
+            .into_iter()
+            .rev()
+            .filter_map(|m| m.attachments.into_iter().find(|a| a.filename == file))
+            .map(|a| sigillo::envelope::open(&a.content, passphrase).expect("the envelope opens"))
+            .find(|o| !seen.contains(&o.puk));
+        if found.is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    found.unwrap_or_else(|| panic!("no envelope of {serial_number} mailed to {email}"))
+}
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
@@ -194,30 +256,89 @@ impl TestApp {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// The admin API's body for a new subscriber (e-mail `<user_id>@example.org`).
     pub fn user_json(user_id: &str, otp_method: &str) -> Value {
         json!({
             "user_id": user_id,
-            "password": PASSWORD,
             "given_name": "Mario",
             "surname": "Rossi",
             "fiscal_code": "RSSMRA80A01H501U",
-            "email": "mario.rossi@example.org",
+            "email": format!("{user_id}@example.org"),
             "phone": "+393331234567",
             "otp_method": otp_method,
         })
     }
 
-    pub async fn create_user(&self, otp_method: &str) -> TestUser {
+    /// A subscriber as the operator enters it: setup not done yet (no password, no envelope
+    /// passphrase, no app).
+    pub async fn create_pending_user(&self, otp_method: &str) -> TestUser {
         let user_id = format!("user-{}", random_suffix());
         let (status, body) = self
             .admin_post("/admin/v1/users", Self::user_json(&user_id, otp_method))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         TestUser {
+            email: format!("{user_id}@example.org"),
             user_id,
             password: PASSWORD.into(),
-            totp_uri: body["totp_uri"].as_str().map(str::to_owned),
+            totp_uri: None,
+            passphrase: PASSPHRASE.into(),
         }
+    }
+
+    /// `POST /api/v1/setup` with the token of the link mailed to `user`.
+    pub async fn complete_setup(&self, user: &TestUser) {
+        let token = setup_token(&user.email).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/setup",
+                None,
+                json!({ "token": token, "password": user.password, "passphrase": user.passphrase }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
+    /// A TOTP user's first app, enrolled through the API; returns its otpauth:// URI. The
+    /// confirmation uses the previous step's code, so that a test starts with the current and
+    /// the next codes unused (as with an app enrolled long ago).
+    pub async fn enrol_app(&self, user: &TestUser) -> String {
+        let token = self.login(user).await;
+        let (status, body) = self
+            .post("/api/v1/otp/totp/enrol", Some(&token), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let uri = body["otpauth_uri"].as_str().unwrap().to_owned();
+        let mut confirmed = false;
+        for _ in 0..2 {
+            let code = previous_totp_code(&uri);
+            let (status, body) = self
+                .post(
+                    "/api/v1/otp/totp/enrol/confirm",
+                    Some(&token),
+                    json!({ "otp": code }),
+                )
+                .await;
+            if status == StatusCode::NO_CONTENT {
+                confirmed = true;
+                break;
+            }
+            // A step boundary between the code and its check: once more.
+            assert_eq!(body["error"], "invalid_code", "{body}");
+        }
+        assert!(confirmed, "the app's code was refused twice");
+        uri
+    }
+
+    /// A subscriber through the whole enrolment: created by the operator, setup done through
+    /// the mailed link, and (TOTP) the app enrolled.
+    pub async fn create_user(&self, otp_method: &str) -> TestUser {
+        let mut user = self.create_pending_user(otp_method).await;
+        self.complete_setup(&user).await;
+        if otp_method == "totp" {
+            user.totp_uri = Some(self.enrol_app(&user).await);
+        }
+        user
     }
 
     pub async fn create_credential(
@@ -234,9 +355,15 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["status"], "inactive");
+        assert_eq!(body["envelope"], "sent", "{body}");
+        let serial_number = body["serial_number"].as_str().unwrap().to_owned();
+        let opened = envelope_of(&user.email, &serial_number, &user.passphrase, &[]).await;
+        assert_eq!(opened.serial_number, serial_number);
         TestCredential {
             id: body["credential_id"].as_str().unwrap().to_owned(),
-            puk: body["activation"]["puk"].as_str().unwrap().to_owned(),
+            puk: opened.puk,
+            emergency_code: opened.emergency_code,
+            serial_number,
         }
     }
 
@@ -318,6 +445,16 @@ pub fn totp_codes(uri: &str) -> (String, String) {
         .unwrap()
         .as_secs();
     (totp.generate(now), totp.generate(now + 30))
+}
+
+/// The code of the step before the current one (still accepted: the window is ±1 step).
+pub fn previous_totp_code(uri: &str) -> String {
+    let totp = totp_rs::TOTP::from_url_unchecked(uri).expect("valid otpauth URI");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now - 30)
 }
 
 /// Asserts a CSC error: status and `error` code, with a non-empty description.

@@ -1,6 +1,7 @@
 //! The `credentials` table. Counter updates are single atomic statements, so concurrent wrong
 //! attempts on several nodes can never be lost.
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -40,8 +41,8 @@ fn from_row(row: &Row) -> Result<Credential, DbError> {
     })
 }
 
-pub async fn insert(db: &Db, c: &Credential) -> Result<(), DbError> {
-    let client = db.get().await?;
+/// Inserts a new credential (in the caller's transaction).
+pub async fn insert(client: &impl GenericClient, c: &Credential) -> Result<(), DbError> {
     client
         .execute(
             &format!(

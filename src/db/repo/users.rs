@@ -1,18 +1,20 @@
 //! The `users` table.
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use crate::db::{Db, DbError};
 use crate::model::User;
 
 const COLUMNS: &str = "user_id, password_hash, given_name, surname, fiscal_code, email, phone, \
-                       otp_method, totp_secret";
+                       otp_method, totp_secret, password_by_subscriber";
 
 fn from_row(row: &Row) -> Result<User, DbError> {
     let otp_method: String = row.try_get("otp_method")?;
     Ok(User {
         user_id: row.try_get("user_id")?,
         password_hash: row.try_get("password_hash")?,
+        password_by_subscriber: row.try_get("password_by_subscriber")?,
         given_name: row.try_get("given_name")?,
         surname: row.try_get("surname")?,
         fiscal_code: row.try_get("fiscal_code")?,
@@ -25,12 +27,14 @@ fn from_row(row: &Row) -> Result<User, DbError> {
     })
 }
 
-/// Inserts a new subscriber; `UniqueViolation` if the user id is taken.
-pub async fn insert(db: &Db, user: &User) -> Result<(), DbError> {
-    let client = db.get().await?;
+/// Inserts a new subscriber (in the caller's transaction); `UniqueViolation` if the user id is
+/// taken.
+pub async fn insert(client: &impl GenericClient, user: &User) -> Result<(), DbError> {
     client
         .execute(
-            &format!("INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            &format!(
+                "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ),
             &[
                 &user.user_id,
                 &user.password_hash,
@@ -41,6 +45,7 @@ pub async fn insert(db: &Db, user: &User) -> Result<(), DbError> {
                 &user.phone,
                 &user.otp_method.as_str(),
                 &user.totp_secret,
+                &user.password_by_subscriber,
             ],
         )
         .await?;
@@ -59,12 +64,12 @@ pub async fn find(db: &Db, user_id: &str) -> Result<Option<User>, DbError> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Replaces the password hash of `user_id`.
+/// Replaces the password hash of `user_id` by one the subscriber chose.
 pub async fn set_password(db: &Db, user_id: &str, password_hash: &str) -> Result<(), DbError> {
     let client = db.get().await?;
     client
         .execute(
-            "UPDATE users SET password_hash = $2 WHERE user_id = $1",
+            "UPDATE users SET password_hash = $2, password_by_subscriber = true WHERE user_id = $1",
             &[&user_id, &password_hash],
         )
         .await?;
@@ -118,6 +123,20 @@ pub async fn reseal_totp_secret(
         .execute(
             "UPDATE users SET totp_secret = $3 WHERE user_id = $1 AND totp_secret = $2",
             &[&user_id, &old, &new],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Stores the first TOTP secret of a TOTP user who has none; false if one is there already
+/// (another confirmation won).
+pub async fn enrol_first_totp(db: &Db, user_id: &str, totp_secret: &[u8]) -> Result<bool, DbError> {
+    let client = db.get().await?;
+    let updated = client
+        .execute(
+            "UPDATE users SET totp_secret = $2 \
+             WHERE user_id = $1 AND otp_method = 'totp' AND totp_secret IS NULL",
+            &[&user_id, &totp_secret],
         )
         .await?;
     Ok(updated == 1)

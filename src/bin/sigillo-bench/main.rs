@@ -22,7 +22,6 @@ use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use serde_json::{json, Value};
 
-mod maildir;
 mod provision;
 
 use provision::Gateway;

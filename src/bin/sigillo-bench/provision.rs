@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-
-use super::maildir;
+use sigillo::mail::maildir;
 
 use super::{random_digits, Result};
 
@@ -337,10 +336,11 @@ impl Gateway {
         Err(format!("no OTP for {phone} in the outbox").into())
     }
 
-    /// The messages to `address` now in the Maildir (their file names).
+    /// The files of the messages to `address` now in the Maildir.
     fn mail_names(&self, address: &str) -> HashSet<PathBuf> {
-        maildir::files_to(&self.maildir, address)
+        maildir::messages_for(&self.maildir, address)
             .into_iter()
+            .map(|m| m.path)
             .collect()
     }
 
@@ -350,28 +350,21 @@ impl Gateway {
         address: &str,
         seen: &HashSet<PathBuf>,
         what: &str,
-        pick: impl Fn(&maildir::Mail) -> Option<T>,
+        pick: impl Fn(&maildir::StoredMail) -> Option<T>,
     ) -> Result<T> {
-        let deadline = Instant::now() + self.mail_timeout;
-        loop {
-            for path in maildir::files_to(&self.maildir, address) {
-                if seen.contains(&path) {
-                    continue;
-                }
-                if let Some(found) = maildir::read(&path).ok().as_ref().and_then(&pick) {
-                    return Ok(found);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
+        let wanted = |m: &maildir::StoredMail| !seen.contains(&m.path) && pick(m).is_some();
+        maildir::wait_for(&self.maildir, address, self.mail_timeout, wanted)
+            .await
+            .as_ref()
+            .and_then(&pick)
+            .ok_or_else(|| {
+                format!(
                     "no {what} for {address} in {} after {} s",
                     self.maildir.display(),
                     self.mail_timeout.as_secs()
                 )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                .into()
+            })
     }
 
     /// One subscriber through the whole flow; `n` makes the user id unique within the run.

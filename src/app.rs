@@ -194,6 +194,10 @@ pub fn public_endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/oauth2/token", oauth2::endpoints::token),
         endpoint(M::POST, "/oauth2/revoke", oauth2::endpoints::revoke),
         endpoint(M::GET, "/static/sigillo.css", pages::stylesheet),
+        // The subscriber portal's pages
+        endpoint(M::GET, "/portal/setup", pages::portal::setup::setup_page),
+        endpoint(M::POST, "/portal/setup", pages::portal::setup::setup_submit),
+        endpoint(M::GET, "/static/setup.js", pages::portal::setup::script),
         // Relying parties: certificate status and CA certificates
         endpoint(M::GET, "/pki/crl/{issuer}.crl", pki::handlers::crl),
         endpoint(M::GET, "/pki/ca/{name}.cer", pki::handlers::ca_certificate),

@@ -21,7 +21,7 @@ pub use create_credential::{
 pub use create_user::{create_user, create_user_by, valid_user_id, CreatedUser, NewUser};
 pub use envelope::{replace_envelope, EnvelopeState};
 pub use reseal_totp::reseal_totp_seeds;
-pub use setup::{check_passphrase, complete_setup};
+pub use setup::{check_passphrase, complete_setup, setup_link_is_valid};
 pub use setup_link::resend_setup_link;
 
 use crate::audit::AuditError;

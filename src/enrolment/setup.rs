@@ -56,6 +56,16 @@ pub async fn complete_setup(
     result.map(|_| ())
 }
 
+/// True if `token` is a setup link that still works (for the page, before the form is filled
+/// in; the setup itself checks again).
+pub async fn setup_link_is_valid(services: &Services, token: &str) -> Result<bool, EnrolError> {
+    match user_of_link(services, &token_digest(token)).await {
+        Ok(_) => Ok(true),
+        Err(EnrolError::InvalidSetupLink) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 async fn user_of_link(services: &Services, digest: &[u8]) -> Result<String, EnrolError> {
     let client = services.db.get().await.map_err(DbError::from)?;
     let row = client
@@ -112,6 +122,16 @@ async fn complete(
     if owner.as_deref() != Some(user_id.as_str()) {
         return Err(EnrolError::InvalidSetupLink);
     }
+    // Only a subscriber from before the setup existed can have a password, and sessions.
+    let had_password: bool = tx
+        .query_one(
+            "SELECT password_hash IS NOT NULL FROM users WHERE user_id = $1 FOR UPDATE",
+            &[&user_id],
+        )
+        .await
+        .map_err(DbError::from)?
+        .try_get(0)
+        .map_err(DbError::from)?;
     tx.execute(
         "UPDATE users SET password_hash = $2, password_by_subscriber = true, \
          envelope_lock = $3, envelope_key = $4 WHERE user_id = $1",
@@ -124,8 +144,9 @@ async fn complete(
         .map_err(DbError::from)?;
     let made = make_waiting(services, &tx, &user_id).await?;
     tx.commit().await.map_err(DbError::from)?;
-    // A subscriber from before the setup existed may have sessions with the old password.
-    session::end_sessions(&services.kv, &user_id).await?;
+    if had_password {
+        session::end_sessions(&services.kv, &user_id).await?;
+    }
     sent(services, &user_id, &user_id, &made, |d| d).await?;
     Ok(user_id)
 }

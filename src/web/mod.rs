@@ -3,8 +3,9 @@
 //! strings of each language (`i18n`), the CSRF token of every form (`csrf`), the browser
 //! session (`session`), and the security headers of every page (`render::page`).
 //!
-//! Invariants: no page needs JavaScript and none may run any (the Content-Security-Policy
-//! allows scripts from nowhere, styles only from `/static/`); every form that changes state
+//! Invariants: no page needs JavaScript and none may run any inline (the Content-Security-Policy
+//! allows scripts from nowhere, styles only from `/static/`; a page that sets `Page::scripts`,
+//! such as the setup page's live password check, may load its own from `/static/`); every form that changes state
 //! carries a CSRF token checked before anything else; templates escape every value (HTML
 //! auto-escaping is on for `.html` templates); pages never say whether a user id exists.
 
@@ -16,6 +17,7 @@
 
 pub mod csrf;
 pub mod i18n;
+pub mod portal;
 pub mod render;
 pub mod session;
 

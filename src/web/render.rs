@@ -32,6 +32,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "oauth2_consent.html",
             include_str!("../../templates/oauth2_consent.html"),
         ),
+        (
+            "portal/setup.html",
+            include_str!("../../templates/portal/setup.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -49,6 +53,9 @@ pub struct Page {
     pub values: serde_json::Value,
     /// Origins, besides this one, that the page's forms may end up at (CSP `form-action`).
     pub form_targets: Vec<String>,
+    /// The page loads a script of its own from `/static/` (progressive enhancement only): the
+    /// CSP then allows scripts, and their requests, from this origin — never inline.
+    pub scripts: bool,
 }
 
 impl Page {
@@ -59,6 +66,7 @@ impl Page {
             status: StatusCode::OK,
             values,
             form_targets: Vec::new(),
+            scripts: false,
         }
     }
 }
@@ -94,6 +102,13 @@ pub fn page(page: Page) -> HttpResponse {
     let rendered = TEMPLATES
         .get_template(page.template)
         .and_then(|t| t.render(context));
+    let mut csp = content_security_policy(&page.form_targets);
+    if page.scripts {
+        csp = csp.replace(
+            "script-src 'none';",
+            "script-src 'self'; connect-src 'self';",
+        );
+    }
     let (status, body) = match rendered {
         Ok(body) => (page.status, body),
         Err(e) => {
@@ -106,10 +121,7 @@ pub fn page(page: Page) -> HttpResponse {
     };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            content_security_policy(&page.form_targets),
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .body(body)
@@ -133,6 +145,7 @@ mod tests {
             "error.html",
             "oauth2_login.html",
             "oauth2_consent.html",
+            "portal/setup.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

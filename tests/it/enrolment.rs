@@ -611,3 +611,118 @@ async fn a_password_not_chosen_by_the_subscriber_must_be_changed() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+/// The value of the hidden field `name` of a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_setup_page_works_without_javascript_in_both_languages() {
+    let app = TestApp::spawn().await;
+    let user = app.create_pending_user("sms").await;
+    let token = setup_token(&user.email).await;
+    let url = format!("{}/portal/setup?token={token}", app.public);
+
+    // The form: the rules listed, one external script, no inline one (the CSP says so).
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("lang=\"it\"") && html.contains("almeno 8 caratteri"),
+        "{html}"
+    );
+    assert!(html.contains("<script src=\"/static/setup.js\""), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+    for field in ["password", "password2", "passphrase", "passphrase2"] {
+        assert!(
+            html.contains(&format!("<label for=\"{field}\">")),
+            "{field}"
+        );
+    }
+    let csrf = hidden(&html, "csrf");
+    let js = app
+        .client
+        .get(format!("{}/static/setup.js", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(js.text().await.unwrap().contains("/api/v1/password-policy"));
+    let en = app
+        .client
+        .get(format!("{url}&lang=en"))
+        .send()
+        .await
+        .unwrap();
+    assert!(en.text().await.unwrap().contains("at least 8 characters"));
+
+    let post = |form: Vec<(&'static str, String)>, with_cookie: bool| {
+        let mut req = app
+            .client
+            .post(format!("{}/portal/setup", app.public))
+            .form(&form);
+        if with_cookie {
+            req = req.header("cookie", cookie.clone());
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let form = |password: &str, password2: &str, lang: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("token", token.clone()),
+            ("lang", lang.to_owned()),
+            ("password", password.to_owned()),
+            ("password2", password2.to_owned()),
+            ("passphrase", user.passphrase.clone()),
+            ("passphrase2", user.passphrase.clone()),
+        ]
+    };
+    // Another site's form (no CSRF cookie) stops before anything runs.
+    let (status, _) = post(form(&user.password, &user.password, "it"), false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Readable refusals, in the page's language; the link still works after them.
+    let (status, html) = post(form(&user.password, "Other-Pass-2026!", "it"), true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("Le due password non coincidono."), "{html}");
+    let (status, html) = post(form("short", "short", "en"), true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("The password must have at least 8 characters."),
+        "{html}"
+    );
+    let (status, html) = post(form(&user.password, &user.password, "it"), true).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Fatto"), "{html}");
+    app.login(&user).await;
+    // Used: the page says so, and so does a second submission.
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("Il link non è valido"));
+    let (status, html) = post(form(&user.password, &user.password, "en"), true).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("This link is not valid"), "{html}");
+}

@@ -37,7 +37,10 @@ async fn credential(app: &TestApp, days: u32) -> (String, String, String) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["credential_id"].as_str().unwrap().to_owned();
-    let puk = body["activation"]["puk"].as_str().unwrap().to_owned();
+    let serial = body["serial_number"].as_str().unwrap();
+    let puk = crate::support::envelope_of(&user.email, serial, &user.passphrase, &[])
+        .await
+        .puk;
     let token = app.login(&user).await;
     let otp = app.sms_otp(&token, &id).await;
     let (status, _) = app.activate(&token, &id, &puk, "24681357", &otp).await;

@@ -1,0 +1,3 @@
+//! The subscriber portal's pages (`/portal/`).
+
+pub mod setup;

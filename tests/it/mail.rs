@@ -452,9 +452,9 @@ async fn two_nodes_send_each_message_exactly_once() {
     let mut config = test_config(&random_suffix());
     config.mail.batch = 2;
     config.mail.poll_interval_ms = 100;
+    let (user, _) = enrolled_through_working_mail(&config).await;
     let a = TestApp::spawn_node(config.clone()).await;
     let b = TestApp::spawn_node(config).await;
-    let user = a.create_user("sms").await;
     let tag = format!("twonodes-{}", random_suffix());
     let n = 30;
     {
@@ -563,8 +563,16 @@ async fn a_message_survives_a_gateway_restart_and_a_dead_nodes_claim() {
         "sent at {:?}, while the dead node's lease held until {held_until}",
         sent.sent_at
     );
-    let mails = wait_for(&test_maildir(), &serial, 1, Duration::from_secs(5)).await;
-    assert_eq!(mails.len(), 1);
+    let mails: Vec<Mail> = wait_for(&test_maildir(), &serial, 2, Duration::from_secs(5))
+        .await
+        .into_iter()
+        .filter(|m| m.text.contains("sospesa"))
+        .collect();
+    assert_eq!(
+        mails.len(),
+        1,
+        "the suspension notice, once (besides the envelope)"
+    );
     // The dead node's claim is void: it cannot mark what another node sent.
     assert!(!outbox::mark_sent(&db, mail_id, dead[0].claim_token)
         .await

@@ -2,11 +2,11 @@
 //
 // Each iteration is one subscriber signing: login → credentials/list → credentials/info →
 // credentials/authorize (PIN + TOTP, the hashes bound to the SAD) → signatures/signHash.
-// setup() creates ITERATIONS subscribers (TOTP, active ec-p256 credential) through the admin
-// API, one per iteration, so no TOTP step is ever needed twice. Works with SCAL "1" and "2".
+// setup() takes ITERATIONS subscribers (TOTP, active ec-p256 credential) from SUBSCRIBERS
+// (made by `sigillo-bench provision`), one per iteration, so no TOTP step is ever needed twice. Works with SCAL "1" and "2".
 //
-//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_URL=http://127.0.0.1:8081 \
-//          -e ADMIN_TOKEN=... tests/load/flow.js
+//   target/debug/sigillo-bench provision --users 50 --out /tmp/users.json   # see lib.js
+//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e SUBSCRIBERS=/tmp/users.json tests/load/flow.js
 //
 // Env: VUS (10), ITERATIONS (50), HASHES per signature request (10).
 // Thresholds: no failed request, every check passes, signHash p(95) < 500 ms.

@@ -3,19 +3,25 @@
 // Configuration (k6 `-e NAME=value` or the process environment, e.g. after
 // `set -a; . .dev/env; set +a`):
 //   BASE_URL     public listener   (default $SIGILLO_PUBLIC_URL, else http://127.0.0.1:8080)
-//   ADMIN_URL    admin listener    (default $SIGILLO_ADMIN_URL, else http://127.0.0.1:8081)
-//   ADMIN_TOKEN  admin bearer token (default $SIGILLO_ADMIN_TOKEN; required)
-//   OUTBOX       SMS outbox path   (default $SIGILLO_SMS_OUTBOX; informational only)
+//   SUBSCRIBERS  the JSON file of `sigillo-bench provision` (required): the subscribers to
+//                sign as, each with an active ec-p256 credential, its PIN and its TOTP app
+//
+// Subscribers are enrolled before k6 starts, the way a real one is (setup e-mail, password
+// and envelope passphrase, app enrolment, the PUK from the sealed envelope, activation): k6
+// cannot read a Maildir or decrypt a PDF, and the flow is written once, in
+// src/bin/sigillo-bench/provision.rs. For example, against scripts/dev's stack:
+//   target/debug/sigillo-bench provision --users 50 --prefix k6.flow.$(date +%s) \
+//     --out /tmp/k6-users.json   (BENCH_PUBLIC_URL, BENCH_ADMIN_URL, BENCH_ADMIN_TOKEN, BENCH_MAILDIR)
 //
 // Why TOTP and not SMS: k6 reads files only in the init context (open()), so VU code can
-// never see an OTP that the gateway appends to the outbox later. Every subscriber made here
-// has `otp_method: "totp"`, and the codes are computed in JS (RFC 6238 below).
+// never see an OTP that the gateway appends to the outbox later. The subscribers have
+// `otp_method: "totp"`, and the codes are computed in JS (RFC 6238 below).
 //
 // TOTP budget: the gateway accepts a step only if it is LATER than the last step it accepted
 // for that user, and only within ±1 step of now. So a user gets at most one authorization per
 // 30 s step, plus one "borrowed" from the next step. Every user here belongs to exactly one
-// VU (or one flow iteration) and remembers its last used step (`last_step`), so no two
-// requests ever race for a user's step.
+// VU (or one flow iteration) and remembers its last used step (`last_step`, from the
+// provisioner's file at first), so no two requests ever race for a user's step.
 //
 // Targets are loopback only: any other host is refused when the script loads.
 
@@ -61,10 +67,11 @@ function loopbackOnly(name, url) {
 
 export const cfg = {
   baseUrl: loopbackOnly('BASE_URL', stripSlash(env('BASE_URL', 'SIGILLO_PUBLIC_URL', 'http://127.0.0.1:8080'))),
-  adminUrl: loopbackOnly('ADMIN_URL', stripSlash(env('ADMIN_URL', 'SIGILLO_ADMIN_URL', 'http://127.0.0.1:8081'))),
-  adminToken: env('ADMIN_TOKEN', 'SIGILLO_ADMIN_TOKEN', ''),
-  outbox: env('OUTBOX', 'SIGILLO_SMS_OUTBOX', ''),
+  subscribers: env('SUBSCRIBERS', null, ''),
 };
+
+// The provisioner's subscribers, read in the init context (the only place open() works).
+const provisioned = cfg.subscribers ? JSON.parse(open(cfg.subscribers)).subscribers : null;
 
 export const SHA256_OID = '2.16.840.1.101.3.4.2.1';
 export const ECDSA_SHA256_OID = '1.2.840.10045.4.3.2';
@@ -184,19 +191,6 @@ function randomFrom(alphabet, n) {
   return s;
 }
 
-function hasTriple(s) {
-  for (let i = 2; i < s.length; i++) if (s[i] === s[i - 1] && s[i] === s[i - 2]) return true;
-  return false;
-}
-
-/** A password that meets the gateway's policy (upper, lower, digit, special, no triple). */
-function makePassword() {
-  for (;;) {
-    const p = `Lt-${randomFrom('abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789', 14)}!9q`;
-    if (!hasTriple(p)) return p;
-  }
-}
-
 /** A run id: keeps user ids unique across runs against the same database. */
 export function newRunId() {
   return `${Date.now().toString(36)}${randomFrom('abcdefghijklmnopqrstuvwxyz0123456789', 4)}`;
@@ -226,13 +220,6 @@ export function describe(res) {
   const body = json(res);
   if (body && body.error) return `${res.status} ${body.error}: ${body.error_description || ''}`;
   return `${res.status} ${res.error || (res.body ? String(res.body).slice(0, 200) : '')}`;
-}
-
-function adminParams(name) {
-  return {
-    headers: { Authorization: `Bearer ${cfg.adminToken}`, 'Content-Type': 'application/json' },
-    tags: { name },
-  };
 }
 
 function bearer(token, name) {
@@ -348,79 +335,38 @@ export function signHash(token, credentialId, sad, hashes, full = true) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Setup: subscribers with an ACTIVE ec-p256 signing credential and a TOTP secret
+// Setup: the provisioner's subscribers, signed in
 
 const CHUNK = 10; // requests per http.batch in setup
 
-function inChunks(items, fn) {
-  const out = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(...fn(items.slice(i, i + CHUNK)));
-  return out;
-}
-
-function expectAll(responses, status, what) {
-  responses.forEach((r) => {
-    if (r.status !== status) throw new Error(`setup: ${what} failed: ${describe(r)}`);
-  });
-}
-
 /**
- * Creates `count` subscribers through the admin API, each with an active signing credential:
- * create user (totp) → create credential → login → activate (PUK + new PIN + TOTP of now).
- * Returns [{user_id, password, credential_id, pin, totp, last_step, token, token_expires}].
+ * The first `count` subscribers of SUBSCRIBERS (each TOTP, with an active ec-p256 credential),
+ * signed in. Returns [{user_id, password, credential_id, pin, totp, last_step, token,
+ * token_expires}].
  */
 export function createSubscribers(run, label, count) {
-  if (!cfg.adminToken) throw new Error('setup: ADMIN_TOKEN (or SIGILLO_ADMIN_TOKEN) is required');
-  const users = [];
-  for (let i = 0; i < count; i++) {
-    users.push({
-      user_id: `k6.${label}.${run}.${i}`,
-      password: makePassword(),
-      pin: String(10000000 + Math.floor(Math.random() * 90000000)),
-    });
+  const how =
+    `provision them first: sigillo-bench provision --users ${count} --otp totp --prefix k6.${label}.${run} --out FILE, ` +
+    'then k6 run -e SUBSCRIBERS=FILE';
+  if (!provisioned) throw new Error(`setup: SUBSCRIBERS is not set; ${how}`);
+  if (provisioned.length < count) {
+    throw new Error(`setup: ${cfg.subscribers} holds ${provisioned.length} subscribers, ${label} needs ${count}; ${how}`);
   }
-  const created = inChunks(users, (chunk) =>
-    http.batch(
-      chunk.map((u) => [
-        'POST',
-        `${cfg.adminUrl}/admin/v1/users`,
-        JSON.stringify({
-          user_id: u.user_id,
-          password: u.password,
-          given_name: 'Carico',
-          surname: 'Prova',
-          fiscal_code: `K6${randomFrom('ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', 14)}`,
-          email: `${u.user_id}@load.example.org`,
-          phone: `+39${randomFrom('0123456789', 10)}`,
-          otp_method: 'totp',
-        }),
-        adminParams('admin/users'),
-      ]),
-    ),
-  );
-  expectAll(created, 201, 'POST /admin/v1/users');
-  created.forEach((r, i) => {
-    users[i].totp = parseOtpauth(r.json('totp_uri'));
+  const users = provisioned.slice(0, count).map((p) => {
+    if (p.otp_method !== 'totp' || !p.totp_uri) throw new Error(`setup: ${p.user_id} is not a TOTP subscriber; ${how}`);
+    const totp = parseOtpauth(p.totp_uri);
+    return {
+      user_id: p.user_id,
+      password: p.password,
+      credential_id: p.credential_id,
+      pin: p.pin,
+      totp,
+      last_step: typeof p.last_step === 'number' ? p.last_step : nowStep(totp.period),
+    };
   });
-
-  const creds = inChunks(users, (chunk) =>
-    http.batch(
-      chunk.map((u) => [
-        'POST',
-        `${cfg.adminUrl}/admin/v1/users/${encodeURIComponent(u.user_id)}/credentials`,
-        JSON.stringify({ key_algo: 'ec-p256', purpose: 'signing' }),
-        adminParams('admin/credentials'),
-      ]),
-    ),
-  );
-  expectAll(creds, 201, 'POST /admin/v1/users/{id}/credentials');
-  creds.forEach((r, i) => {
-    users[i].credential_id = r.json('credential_id');
-    users[i].puk = r.json('activation.puk');
-  });
-
-  const logins = inChunks(users, (chunk) =>
-    http.batch(
+  for (let i = 0; i < users.length; i += CHUNK) {
+    const chunk = users.slice(i, i + CHUNK);
+    const logins = http.batch(
       chunk.map((u) => [
         'POST',
         `${cfg.baseUrl}/csc/v2/auth/login`,
@@ -433,29 +379,13 @@ export function createSubscribers(run, label, count) {
           tags: { name: 'login' },
         },
       ]),
-    ),
-  );
-  expectAll(logins, 200, 'POST /csc/v2/auth/login');
-  logins.forEach((r, i) => {
-    users[i].token = r.json('access_token');
-    users[i].token_expires = Date.now() + (r.json('expires_in') || 3600) * 1000;
-  });
-
-  const activations = inChunks(users, (chunk) =>
-    http.batch(
-      chunk.map((u) => {
-        u.last_step = nowStep(u.totp.period);
-        return [
-          'POST',
-          `${cfg.baseUrl}/api/v1/credentials/${u.credential_id}/activate`,
-          JSON.stringify({ puk: u.puk, new_pin: u.pin, otp: totpCode(u.totp, u.last_step) }),
-          bearer(u.token, 'activate'),
-        ];
-      }),
-    ),
-  );
-  expectAll(activations, 200, 'POST /api/v1/credentials/{id}/activate');
-  users.forEach((u) => delete u.puk);
+    );
+    logins.forEach((r, k) => {
+      if (r.status !== 200) throw new Error(`setup: POST /csc/v2/auth/login failed: ${describe(r)}`);
+      chunk[k].token = r.json('access_token');
+      chunk[k].token_expires = Date.now() + (r.json('expires_in') || 3600) * 1000;
+    });
+  }
   return users;
 }
 

@@ -1,12 +1,12 @@
 // tests/load/smoke.js — a few seconds of the full CSC flow, for the test suite.
 //
 // 2 VUs share 4 iterations of flow.js's iteration (login → list → info → authorize with
-// PIN + TOTP and bound hashes → signHash), 4 subscribers made in setup. Same thresholds as
+// PIN + TOTP and bound hashes → signHash), 4 subscribers from SUBSCRIBERS (lib.js). Same thresholds as
 // flow.js. Bounded: setup ≤ 20 s, iterations ≤ 10 s (+2 s grace); a few seconds against a
 // release gateway.
 //
-//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_URL=http://127.0.0.1:8081 \
-//          -e ADMIN_TOKEN=... tests/load/smoke.js
+//   target/debug/sigillo-bench provision --users 4 --out /tmp/users.json   # see lib.js
+//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e SUBSCRIBERS=/tmp/users.json tests/load/smoke.js
 
 import { flowIteration, flowSetup } from './lib.js';
 

@@ -1,6 +1,7 @@
 // tests/load/soak.js — batch-signing soak: constant VUs sending signHash batches.
 //
-// setup() creates VUS × USERS_PER_VU subscribers (TOTP, active ec-p256 credential) and, for
+// setup() takes VUS × USERS_PER_VU subscribers (TOTP, active ec-p256 credential) from
+// SUBSCRIBERS (made by `sigillo-bench provision`, lib.js) and, for
 // every VU, ONE SAD of SAD_SIGNATURES signatures. Then each VU sends signHash with BATCH
 // hashes for DURATION. The SAD's hashes are derived deterministically from (run, VU, SAD
 // number), so the VU signs exactly the hashes the SAD was issued for.
@@ -17,8 +18,8 @@
 // SIGILLO__CSC__SCAL=1 and SIGILLO__CSC__MAX_SIGNATURES=1000000000 on the gateway:
 //   k6 run -e ... -e BIND=0 -e SAD_SIGNATURES=100000000 tests/load/soak.js
 //
-//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_URL=http://127.0.0.1:8081 \
-//          -e ADMIN_TOKEN=... tests/load/soak.js
+//   target/debug/sigillo-bench provision --users 12 --out /tmp/users.json   # see lib.js
+//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e SUBSCRIBERS=/tmp/users.json tests/load/soak.js
 //
 // Env: VUS (4), DURATION (30s), BATCH (100), SAD_SIGNATURES (1000), USERS_PER_VU (3), BIND (1).
 // Thresholds: no failed request, every check passes, signHash p(99) < 2 s.

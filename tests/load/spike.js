@@ -1,7 +1,7 @@
 // tests/load/spike.js — a spike of signHash batches: 1 → SPIKE_VUS VUs in 5 s, hold 10 s,
 // back to 1 in 5 s; every request signs BATCH (10) hashes.
 //
-// Preparation as in soak.js: setup() creates SPIKE_VUS × USERS_PER_VU subscribers (TOTP,
+// Preparation as in soak.js: setup() takes SPIKE_VUS × USERS_PER_VU subscribers (TOTP,
 // active ec-p256 credential) and one SAD of SAD_SIGNATURES signatures per VU, hashes bound
 // (BIND=1, works with SCAL "1" and "2"; BIND=0 needs SCAL "1" and is refused up front on a
 // SCAL "2" gateway). A VU whose SAD runs out authorizes a new one with its next subscriber
@@ -10,8 +10,8 @@
 // A 503 with Retry-After (HSM queue full) is an ERROR here, reported as such (http_req_failed,
 // the failed check, and the `http_503` counter), never retried or hidden.
 //
-//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e ADMIN_URL=http://127.0.0.1:8081 \
-//          -e ADMIN_TOKEN=... tests/load/spike.js
+//   target/debug/sigillo-bench provision --users 100 --out /tmp/users.json   # see lib.js
+//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e SUBSCRIBERS=/tmp/users.json tests/load/spike.js
 //
 // Env: SPIKE_VUS (50), BATCH (10), SAD_SIGNATURES (1000), USERS_PER_VU (2), BIND (1).
 // Thresholds: no failed request, every check passes, signHash p(95) < 2 s.

@@ -3,6 +3,8 @@
 //! same number of threads as the gateway's pool, no HTTP) and the gateway's signHash with
 //! batches of 1/10/100/1000, then the full flow, and writes `target/bench/report.json`.
 //! With `BENCH_TSA=1`, only the RFC 3161 TSA: tokens/s next to the TSA key's raw rate.
+//! `sigillo-bench provision …` enrols and activates subscribers through the real subscriber
+//! flow and writes them as JSON (provision.rs), for the k6 scenarios and the scripts.
 //! It is a load generator: the numbers go to the report, never into tests.
 
 use std::collections::VecDeque;
@@ -20,6 +22,10 @@ use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use serde_json::{json, Value};
 
+mod provision;
+
+use provision::Gateway;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, BoxError>;
 
@@ -28,6 +34,8 @@ struct Env {
     admin: String,
     admin_token: String,
     outbox: PathBuf,
+    /// The SMTP server's Maildir: the subscribers' setup links and envelopes arrive there.
+    maildir: PathBuf,
     module: PathBuf,
     token_label: String,
     pin: String,
@@ -66,6 +74,7 @@ impl Env {
             admin: var("BENCH_ADMIN_URL")?,
             admin_token: var("BENCH_ADMIN_TOKEN")?,
             outbox: var("BENCH_OUTBOX")?.into(),
+            maildir: var("BENCH_MAILDIR")?.into(),
             module: var("BENCH_HSM_MODULE")?.into(),
             token_label: var("BENCH_HSM_TOKEN_LABEL")?,
             pin: var("BENCH_HSM_PIN")?,
@@ -102,7 +111,7 @@ struct Subject {
 }
 
 struct Client {
-    http: reqwest::Client,
+    gw: Gateway,
     env: Arc<Env>,
 }
 
@@ -112,139 +121,33 @@ fn random_digits(n: usize) -> String {
         .collect()
 }
 
+impl std::ops::Deref for Client {
+    type Target = Gateway;
+
+    fn deref(&self) -> &Gateway {
+        &self.gw
+    }
+}
+
 impl Client {
-    async fn post(&self, url: String, token: Option<&str>, body: &Value) -> Result<(u16, Value)> {
-        let mut req = self.http.post(url).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.send().await?;
-        let status = res.status().as_u16();
-        let text = res.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    async fn ok(&self, url: String, token: Option<&str>, body: &Value, want: u16) -> Result<Value> {
-        let (status, body_out) = self.post(url.clone(), token, body).await?;
-        if status != want {
-            return Err(format!("{url}: HTTP {status}: {body_out}").into());
-        }
-        Ok(body_out)
-    }
-
-    async fn admin(&self, path: &str, body: &Value) -> Result<Value> {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.env.admin))
-            .bearer_auth(&self.env.admin_token)
-            .json(body)
-            .send()
-            .await?;
-        let status = res.status().as_u16();
-        let out: Value = res.json().await?;
-        if status != 201 {
-            return Err(format!("{path}: HTTP {status}: {out}").into());
-        }
-        Ok(out)
-    }
-
-    async fn login(&self, user: &str, password: &str) -> Result<String> {
-        let res = self
-            .http
-            .post(format!("{}/csc/v2/auth/login", self.env.public))
-            .basic_auth(user, Some(password))
-            .json(&json!({}))
-            .send()
-            .await?;
-        let body: Value = res.json().await?;
-        body["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("login failed: {body}").into())
-    }
-
-    /// Sends an OTP to `phone`'s owner and reads it back from the outbox.
-    async fn otp(&self, token: &str, credential: &str, phone: &str) -> Result<String> {
-        let before = std::fs::read_to_string(&self.env.outbox)
-            .map(|s| s.len())
-            .unwrap_or(0);
-        self.ok(
-            format!("{}/csc/v2/credentials/sendOTP", self.env.public),
-            Some(token),
-            &json!({ "credentialID": credential }),
-            204,
-        )
-        .await?;
-        let text = std::fs::read_to_string(&self.env.outbox)?;
-        let fresh = text.get(before.min(text.len())..).unwrap_or_default();
-        // Other flows write to the same outbox: take the newest message to this phone.
-        let all = fresh.lines().chain(text.lines().rev());
-        for line in all {
-            let msg: Value = serde_json::from_str(line).unwrap_or(Value::Null);
-            if msg["to"] == phone {
-                let body = msg["text"].as_str().unwrap_or_default();
-                if let Some(code) = body
-                    .split(|c: char| !c.is_ascii_digit())
-                    .find(|w| w.len() == 6)
-                {
-                    return Ok(code.to_owned());
-                }
-            }
-        }
-        Err(format!("no OTP for {phone} in the outbox").into())
-    }
-
+    /// A subscriber (SMS OTP) with an active `key_algo` credential, enrolled as a real one
+    /// is (provision.rs).
     async fn subject(&self, key_algo: &str) -> Result<Subject> {
-        let user = format!("bench-{}", random_digits(10));
-        // Letters between the digits: the password policy refuses three equal characters in a row.
-        let digits = random_digits(4);
-        let password = format!(
-            "Bench-{}a{}b-x9!",
-            digits.get(..2).unwrap_or("1"),
-            digits.get(2..).unwrap_or("2")
-        );
-        let phone = format!("+39{}", random_digits(10));
-        self.admin(
-            "/admin/v1/users",
-            &json!({ "user_id": user, "password": password, "given_name": "Bench", "surname": "Mark",
-                     "fiscal_code": "BNCMRK80A01H501U", "email": "bench@example.org", "phone": phone,
-                     "otp_method": "sms" }),
-        )
-        .await?;
-        let created = self
-            .admin(
-                &format!("/admin/v1/users/{user}/credentials"),
-                &json!({ "key_algo": key_algo, "purpose": "signing" }),
-            )
-            .await?;
-        let credential = created["credential_id"]
-            .as_str()
-            .ok_or("no credential_id")?
-            .to_owned();
-        let puk = created["activation"]["puk"]
-            .as_str()
-            .ok_or("no puk")?
-            .to_owned();
-        let token = self.login(&user, &password).await?;
-        let pin = random_digits(8);
-        let otp = self.otp(&token, &credential, &phone).await?;
-        self.ok(
-            format!(
-                "{}/api/v1/credentials/{credential}/activate",
-                self.env.public
-            ),
-            Some(&token),
-            &json!({ "puk": puk, "new_pin": pin, "otp": otp }),
-            200,
-        )
-        .await?;
+        let spec = provision::Spec {
+            otp: provision::OtpKind::Sms,
+            key_algo: key_algo.to_owned(),
+            prefix: format!("bench-{}", random_digits(10)),
+            user: serde_json::Map::new(),
+            envelopes: None,
+        };
+        let s = self.gw.subscriber(&spec, 0).await?;
         Ok(Subject {
-            user,
-            password,
-            phone,
-            token,
-            credential,
-            pin,
+            user: s.user_id,
+            password: s.password,
+            phone: s.phone,
+            token: s.token,
+            credential: s.credential_id,
+            pin: s.pin,
         })
     }
 
@@ -907,12 +810,21 @@ async fn many_credentials(
     many: usize,
     runs: &[Value],
 ) -> Result<Value> {
-    let owner = c.subject("ec-p256").await?;
+    // The owner never completes setup: its credentials wait for their envelope (no PUK, no
+    // mail), which keeps the filling to the key pair and the certificate.
+    let owner = format!("bench-many-{}", random_digits(10));
+    c.admin(
+        "/admin/v1/users",
+        &json!({ "user_id": owner, "given_name": "Bench", "surname": "Mark",
+                 "fiscal_code": "BNCMRK80A01H501U", "email": format!("{owner}@load.example.org"),
+                 "phone": format!("+39{}", random_digits(10)), "otp_method": "sms" }),
+    )
+    .await?;
     let started = Instant::now();
     let created = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..4)
         .map(|_| {
-            let (c, user, created) = (c.clone(), owner.user.clone(), created.clone());
+            let (c, user, created) = (c.clone(), owner.clone(), created.clone());
             tokio::spawn(async move {
                 while created.fetch_add(1, Ordering::Relaxed) < many as u64 {
                     c.admin(
@@ -1004,11 +916,23 @@ fn pkcs11(module: &Path) -> Result<Pkcs11> {
 // One thread: the load generator must leave the cores to the gateway.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("provision") {
+        let args = <provision::Args as clap::Parser>::parse_from(std::env::args().skip(1));
+        return provision::run(args).await;
+    }
     let env = Arc::new(Env::load()?);
     let client = Arc::new(Client {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()?,
+        gw: Gateway {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
+            public: env.public.clone(),
+            admin: env.admin.clone(),
+            admin_token: env.admin_token.clone(),
+            maildir: env.maildir.clone(),
+            outbox: Some(env.outbox.clone()),
+            mail_timeout: Duration::from_secs(60),
+        },
         env: env.clone(),
     });
     if std::env::var("BENCH_OCSP").is_ok_and(|v| v == "1") {

@@ -1136,3 +1136,105 @@ async fn the_otp_moves_to_a_new_phone_in_the_portal() {
     assert_eq!(row.phone, new_phone);
     assert_eq!(browser.get("/portal/").await.status, StatusCode::SEE_OTHER);
 }
+
+/// The code of `secret` (Base32) at the current 30-second step, as an authenticator app shows it.
+fn app_code(secret: &str) -> String {
+    let uri = format!("otpauth://totp/sigillo:x?secret={secret}&issuer=sigillo");
+    crate::support::totp_codes(&uri).0
+}
+
+/// A subscriber's first steps: an authenticator-app user who completed the setup is sent to
+/// `/portal/otp/app` from every other page until the app is enrolled there (QR code and key
+/// shown, a wrong code refused readably, a right one enrols it once); one whose password the
+/// operator set is sent to the password page first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_asks_for_an_own_password_then_for_the_app_before_anything_else() {
+    let app = TestApp::spawn().await;
+    let user = app.create_pending_user("totp").await;
+    app.complete_setup(&user).await;
+    let mut browser = Browser::signed_in(&app, &user).await;
+    for path in ["/portal/", "/portal/notices", "/portal/otp/device"] {
+        let got = browser.get(path).await;
+        assert_eq!(got.status, StatusCode::SEE_OTHER, "{path}: {}", got.body);
+        assert!(
+            got.location().starts_with("/portal/otp/app"),
+            "{path}: {}",
+            got.location()
+        );
+    }
+    let page = browser.get("/portal/otp/app").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let shown = browser
+        .submit(&page, "/portal/otp/app", &[("action", "start")])
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(
+        shown.body.contains("data:image/svg+xml;base64,"),
+        "the QR code"
+    );
+    let start = shown.body.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+    let secret = shown.body[start..].split('<').next().unwrap().to_owned();
+    let right = app_code(&secret);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let refused = browser
+        .submit(
+            &shown,
+            "/portal/otp/app",
+            &[("action", "confirm"), ("code", wrong)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(!refused.alert().is_empty(), "{}", refused.body);
+    let done = browser
+        .submit(
+            &refused,
+            "/portal/otp/app",
+            &[("action", "confirm"), ("code", &right)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(
+        done.location().starts_with("/portal/?"),
+        "{}",
+        done.location()
+    );
+    assert_eq!(browser.get("/portal/").await.status, StatusCode::OK);
+    // Enrolled: the app's codes are the user's OTP now, and a second enrolment is refused.
+    let stored = sigillo::db::repo::users::find(&app.services().db, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.totp_secret.is_some());
+    let page = browser.get("/portal/otp/app").await;
+    let again = browser
+        .submit(&page, "/portal/otp/app", &[("action", "start")])
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(!again.alert().is_empty(), "{}", again.body);
+
+    // A password the operator set (a row from before the setup, or the machine's CLI).
+    let sms = app.create_user("sms").await;
+    let client = app.services().db.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE users SET password_by_subscriber = false WHERE user_id = $1",
+            &[&sms.user_id],
+        )
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&app.public);
+    let signed = browser.sign_in(&sms.user_id, &sms.password).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let home = browser.get("/portal/").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER, "{}", home.body);
+    assert!(
+        home.location().starts_with("/portal/password"),
+        "{}",
+        home.location()
+    );
+    assert_eq!(browser.get("/portal/password").await.status, StatusCode::OK);
+}

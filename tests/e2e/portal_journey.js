@@ -7,8 +7,9 @@
 //   first) → home → activate with the PUK (a wrong PUK, two PINs
 //   that differ first) → change the PIN → three wrong PINs block it → unblock with the PUK →
 //   change the password (two that differ first) → sign in again → the OTP device page with
-//   the QR code → sign out; then the same pages in English (the browser's language), with
-//   English refusals.
+//   the QR code → renew with a coupon → sign out, recover the password by the e-mailed link →
+//   sign out; then the same pages in English (the browser's language), with English refusals;
+//   last the authenticator app enrolled from the QR code's key.
 //
 // Every page is checked with axe-core (no serious or critical violation) and screenshotted in
 // Italian and English, at desktop width and at 375 px, into --out-dir. One browser, one
@@ -16,6 +17,7 @@
 // showed). The last line on stdout is a JSON summary. Run by tests/it/portal.rs.
 'use strict';
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
@@ -33,7 +35,7 @@ const BASE = args['base-url'];
 const OUT = args['out-dir'];
 fs.mkdirSync(OUT, { recursive: true });
 // A bound on the whole run: it stops by itself.
-setTimeout(() => { console.error('portal_journey: timed out'); process.exit(3); }, 100_000).unref();
+setTimeout(() => { console.error('portal_journey: timed out'); process.exit(3); }, 150_000).unref();
 
 function check(cond, what, detail) {
   if (!cond) {
@@ -97,6 +99,20 @@ async function pukOf(email, passphrase, serial) {
   return puk[1];
 }
 
+// The code an authenticator app shows now for the Base32 `secret` (RFC 6238: HMAC-SHA1,
+// 30-second steps, 6 digits), as the subscriber's phone would compute it from the QR code.
+function appCode(secret, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...secret.replace(/=+$/, '').toUpperCase()]
+    .map((c) => alphabet.indexOf(c).toString(2).padStart(5, '0')).join('');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30000)));
+  const h = crypto.createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 15;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
 // The newest SMS code of the outbox (the gateway's SMS sink).
 function lastOtp() {
   const lines = fs.readFileSync(args.outbox, 'utf8').trim().split('\n');
@@ -146,7 +162,8 @@ const T = {
 
 async function main() {
   const { userId, email, password, passphrase } = await enrol();
-  const created = await admin(`/admin/v1/users/${userId}/credentials`, { key_algo: 'ec-p256', purpose: 'signing' });
+  // Valid 30 days: inside the renewal window, so the journey renews it too.
+  const created = await admin(`/admin/v1/users/${userId}/credentials`, { key_algo: 'ec-p256', purpose: 'signing', validity_days: 30 });
   check(created.envelope === 'awaiting_setup' && created.activation === undefined, 'the operator gets no PUK', created);
   const credentialId = created.credential_id;
 
@@ -317,6 +334,7 @@ async function main() {
 
     // Password change: two that differ, then right; every session ends.
     const newPassword = 'Nuova-Parola-2027!';
+    let current = newPassword;
     await go(page, link(page, it.changePassword));
     await capture(page, 'it', 'password');
     const passwordForm = async (again) => {
@@ -342,6 +360,52 @@ async function main() {
     await go(page, button(page, it.useApp));
     check(await page.locator('img.qr').isVisible(), 'the QR code');
     await capture(page, 'it', 'otp-device-qr');
+
+    // Renewal with a coupon: "Confermo" the identity data, coupon, PIN, the SMS code; the page
+    // shows the new expiry date.
+    const coupon = (await admin('/admin/v1/coupons', { count: 1 })).coupons[0];
+    await page.goto(`${BASE}/portal/credentials/${credentialId}/renew`);
+    await capture(page, 'it', 'renew');
+    await go(page, page.locator('form.sms button'));
+    const renewOtp = lastOtp();
+    await page.locator('#confirm_identity').check();
+    await page.locator('#coupon').fill(coupon);
+    await page.locator('#pin').fill(pins[2]);
+    await page.locator('#otp').fill(renewOtp);
+    await go(page, page.locator('button[value=renew]'));
+    check(await page.locator('#new-expiry').isVisible(), 'the new expiry date', await page.content());
+    const newExpiry = new Date(await page.locator('#new-expiry').getAttribute('datetime'));
+    check(newExpiry - Date.now() > 60 * 86400 * 1000, 'renewed beyond the old 30 days', newExpiry);
+    await capture(page, 'it', 'renew-done');
+    step('renewed with a coupon');
+
+    // "Non riesco ad accedere": signed out, the user id → the e-mailed link → the SMS code and a
+    // new password; then the recovered password signs in.
+    await page.goto(`${BASE}/portal/`);
+    await go(page, button(page, it.signOut));
+    await page.goto(`${BASE}/portal/recovery`);
+    await capture(page, 'it', 'recovery');
+    await page.locator('#user_id').fill(userId);
+    await go(page, page.locator('button[value=ask]'));
+    check(await page.locator('#recovery-asked').isVisible(), 'recovery asked');
+    const recoveryMail = await maildir.waitFor(args.maildir, email, (m) => /\/portal\/recovery\?token=/.test(m.text), 'the recovery link');
+    const recoveryToken = /\/portal\/recovery\?token=([A-Za-z0-9_-]+)/.exec(recoveryMail.text)[1];
+    await page.goto(`${BASE}/portal/recovery?token=${recoveryToken}`);
+    await capture(page, 'it', 'recovery-link');
+    await go(page, page.locator('button[value=sms]'));
+    const recoveryOtp = lastOtp();
+    current = 'Ritrovata-Chiave-2027?';
+    await page.locator('#otp').fill(recoveryOtp);
+    await page.locator('#new_password').fill(current);
+    await page.locator('#new_password_again').fill(current);
+    await go(page, page.locator('button[value=complete]'));
+    check(await page.locator('#recovery-done').isVisible(), 'recovered', await page.content());
+    await capture(page, 'it', 'recovery-done');
+    await page.goto(`${BASE}/portal/login`);
+    await signIn(page, it, current);
+    await onHome(page);
+    step('password recovered by the e-mailed link');
+
     await page.goto(`${BASE}/portal/`);
     await go(page, button(page, it.signOut));
     check(new URL(page.url()).pathname === '/portal/login', 'signed out', page.url());
@@ -361,7 +425,7 @@ async function main() {
     await signIn(enPage, en, password);
     check(await alertText(enPage) === en.wrongLogin, 'the old password (en)', await alertText(enPage));
     await capture(enPage, 'en', 'login-refused');
-    await signIn(enPage, en, newPassword);
+    await signIn(enPage, en, current);
     await onHome(enPage);
     await capture(enPage, 'en', 'home');
     await go(enPage, link(enPage, en.changePin));
@@ -387,6 +451,24 @@ async function main() {
     const forged = await enPage.request.post(`${BASE}/portal/password`, { form: { password: newPassword, new_password: 'X-1234567a!', new_password2: 'X-1234567a!' } });
     check(forged.status() === 403, 'a form without its CSRF token', forged.status());
     step('English pages and refusals');
+
+    // The authenticator app from the QR code's key: the app's code and the current factor (the
+    // SMS the start sent); then the OTP comes from the app and every session has ended.
+    await enPage.goto(`${BASE}/portal/otp/device`);
+    await enPage.locator('#app-password').fill(current);
+    await go(enPage, enPage.locator('button[value=app_start]'));
+    const secret = (await enPage.locator('#totp-secret').textContent()).trim();
+    const currentFactor = lastOtp();
+    await enPage.locator('#code').fill(appCode(secret));
+    await enPage.locator('#otp').fill(currentFactor);
+    await go(enPage, enPage.locator('button[value=app_confirm]'));
+    check(new URL(enPage.url()).pathname === '/portal/login', 'signed out after the device change', enPage.url());
+    await capture(enPage, 'en', 'login-after-device');
+    await signIn(enPage, en, current);
+    await onHome(enPage);
+    await go(enPage, link(enPage, en.changePin));
+    check(await button(enPage, en.sms).count() === 0, 'no SMS button any more: the app gives the codes');
+    step('authenticator app enrolled from the QR code');
     await enContext.close();
 
     check(problems.length === 0, 'no CSP violation or script error', problems);

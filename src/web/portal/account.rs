@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    checked, csrf_refused, password_change_pending, redirect, refusal, refusal_status, require,
-    session_cookie, show, unavailable, Failure, PageQuery, Session, SignedIn, View, HOME, LOGIN,
+    checked, password_change_pending, redirect, refusal, refusal_status, session_cookie, show,
+    signed_post, unavailable, Failure, PageQuery, Session, SignedIn, View, HOME, LOGIN,
 };
 use crate::auth;
 use crate::db::repo;
@@ -111,10 +111,7 @@ pub async fn password_submit(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
-    if !csrf.verify(&form.csrf) {
-        return csrf_refused(lang);
-    }
-    let signed_in = match require(session) {
+    let signed_in = match signed_post(&csrf, &form.csrf, lang, session) {
         Ok(s) => s,
         Err(response) => return *response,
     };
@@ -262,10 +259,7 @@ pub async fn device_submit(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
-    if !csrf.verify(&form.csrf) {
-        return csrf_refused(lang);
-    }
-    let signed_in = match require(session) {
+    let signed_in = match signed_post(&csrf, &form.csrf, lang, session) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::account::secret_of;
 use super::{
-    checked, csrf_refused, redirect, refusal, refusal_status, require, show, unavailable, Failure,
-    PageQuery, Session, SignedIn, View, HOME,
+    checked, redirect, refusal, refusal_status, show, signed_post, unavailable, Failure, PageQuery,
+    Session, SignedIn, View, HOME,
 };
 use crate::devices;
 use crate::extract::ClientOrigin;
@@ -89,10 +89,7 @@ pub async fn app_submit(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
-    if !csrf.verify(&form.csrf) {
-        return csrf_refused(lang);
-    }
-    let signed_in = match require(session) {
+    let signed_in = match signed_post(&csrf, &form.csrf, lang, session) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -14,8 +14,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    checked, csrf_refused, error_page, redirect, refusal, refusal_status, require, show,
-    unavailable, Failure, PageQuery, Session, SignedIn, View, HOME,
+    checked, error_page, redirect, refusal, refusal_status, show, signed_post, unavailable,
+    Failure, PageQuery, Session, SignedIn, View, HOME,
 };
 use crate::activation::{self, ActivateCommand, OtpOperation, PinChange, PinChangeCommand};
 use crate::db::repo;
@@ -165,10 +165,7 @@ async fn post(
 ) -> HttpResponse {
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
-    if !csrf.verify(&form.csrf) {
-        return csrf_refused(lang);
-    }
-    let signed_in = match require(session) {
+    let signed_in = match signed_post(&csrf, &form.csrf, lang, session) {
         Ok(s) => s,
         Err(response) => return *response,
     };

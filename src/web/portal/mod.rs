@@ -179,6 +179,21 @@ pub fn require(session: Session) -> Result<SignedIn, Box<HttpResponse>> {
     session.map_err(|e| Box::new(e.error_response()))
 }
 
+/// The first checks of a signed-in page's POST, in their order: the CSRF token of the form
+/// (`submitted`; a form from another site is refused, 403, before anything else), then the
+/// session ([`require`]).
+pub fn signed_post(
+    csrf: &Csrf,
+    submitted: &str,
+    lang: Lang,
+    session: Session,
+) -> Result<SignedIn, Box<HttpResponse>> {
+    if !csrf.verify(submitted) {
+        return Err(Box::new(csrf_refused(lang)));
+    }
+    require(session)
+}
+
 /// 303 to the sign-in page, coming back to this page (a GET's own URL; after a POST, its
 /// page) once signed in.
 fn to_login(req: &HttpRequest, lang: Lang) -> HttpResponse {

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::home::date;
 use super::{
-    checked, csrf_refused, error_page, refusal, refusal_status, require, show, unavailable,
-    Failure, PageQuery, Session, SignedIn, View, HOME,
+    checked, error_page, refusal, refusal_status, show, signed_post, unavailable, Failure,
+    PageQuery, Session, SignedIn, View, HOME,
 };
 use crate::activation::{self, OtpOperation};
 use crate::db::repo;
@@ -143,10 +143,7 @@ pub async fn submit(
     let form = form.into_inner();
     let lang = Lang::negotiate(&req, form.lang.as_deref());
     // Before anything else, signed in or not: a form posted from another site stops here.
-    if !csrf.verify(&form.csrf) {
-        return csrf_refused(lang);
-    }
-    let signed_in = match require(session) {
+    let signed_in = match signed_post(&csrf, &form.csrf, lang, session) {
         Ok(s) => s,
         Err(response) => return *response,
     };

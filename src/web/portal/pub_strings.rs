@@ -29,7 +29,7 @@ pub const IT: &[(&str, &str)] = &[
     ("portal_emergency_count", "Certificati sospesi ora"),
     (
         "portal_emergency_resume",
-        "Per riattivarli rivolgiti al tuo operatore, oppure usa il PUK e il codice OTP di un nuovo dispositivo.",
+        "Per riattivarli rivolgiti al tuo operatore: verificherà la tua identità prima di farlo.",
     ),
     // Password recovery
     ("portal_recovery_title", "Non riesco ad accedere"),
@@ -151,7 +151,7 @@ pub const EN: &[(&str, &str)] = &[
     ("portal_emergency_count", "Certificates suspended now"),
     (
         "portal_emergency_resume",
-        "To resume them, contact your operator, or use the PUK and the OTP code of a new device.",
+        "To resume them, contact your operator: they will check your identity first.",
     ),
     // Password recovery
     ("portal_recovery_title", "I can't sign in"),

@@ -41,7 +41,13 @@ async fn login(
     let request: LoginRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LoginRequest::default()
     } else {
-        serde_json::from_slice(body)
+        // An object, nothing else: serde would also read a struct from an array, by position.
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::invalid_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value)
             .map_err(|e| ApiError::invalid_request(format!("invalid JSON body: {e}")))?
     };
     let basic = BasicAuth::parse(req)?;

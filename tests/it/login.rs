@@ -268,3 +268,28 @@ async fn a_full_argon2_queue_answers_429_at_once() {
     .unwrap();
     assert_eq!(left, None);
 }
+
+/// A login body is a JSON object or nothing: an array is refused even with a right password
+/// (serde reads a struct from an array by position; schemathesis sent `[]` to v1 and got a
+/// token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_body_that_is_not_an_object_is_refused() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("sms").await;
+    for version in ["v1", "v2"] {
+        for body in ["[]", "[true]", "\"x\"", "1"] {
+            let res = app
+                .client
+                .post(format!("{}/csc/{version}/auth/login", app.public))
+                .basic_auth(&user.user_id, Some(&user.password))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let got: Value = res.json().await.unwrap_or(Value::Null);
+            assert_error(&(status, got), StatusCode::BAD_REQUEST, "invalid_request");
+        }
+    }
+}

@@ -14,10 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{ServerHandle, Service, ServiceResponse};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, ConnectionType, Method};
-use actix_web::middleware::DefaultHeaders;
-use actix_web::{web, App, FromRequest, Handler, HttpResponse, HttpServer, Responder};
+use actix_web::middleware::{from_fn, DefaultHeaders, Next};
+use actix_web::{
+    web, App, FromRequest, Handler, HttpMessage, HttpResponse, HttpServer, Responder, ResponseError,
+};
+use futures_util::StreamExt;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{threads_or_cores, Config};
@@ -429,6 +433,60 @@ fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
+/// JSON request bodies are never arrays: serde reads a derived struct from an array too, by
+/// position, so `[]` would pass for a request whose fields are all optional (CSC
+/// `credentials/list`, `auth/login`). Checked once here for every JSON endpoint, on the body
+/// the handler then parses (read once, never parsed twice); a body over `limit` is refused
+/// like the JSON extractor refuses it.
+async fn json_objects_only(
+    limit: usize,
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if json {
+        let mut payload = req.take_payload();
+        let mut body = web::BytesMut::new();
+        let mut refused = None;
+        while let Some(chunk) = payload.next().await {
+            match chunk {
+                Ok(chunk) if body.len() + chunk.len() <= limit => body.extend_from_slice(&chunk),
+                Ok(_) => {
+                    refused = Some(ApiError::invalid_request(
+                        "invalid JSON body: larger than the limit",
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    refused = Some(ApiError::invalid_request(format!("invalid JSON body: {e}")));
+                    break;
+                }
+            }
+        }
+        // An array is what a struct would read by position; any other non-object (null, a
+        // string, a number) fails the handler's own parsing anyway.
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if refused.is_none() && first == Some(&b'[') {
+            refused = Some(ApiError::invalid_request(
+                "the JSON body must be an object, not an array",
+            ));
+        }
+        if let Some(error) = refused {
+            return Ok(req.into_response(error.error_response()));
+        }
+        req.set_payload(Payload::from(body.freeze()));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 /// Form bodies (the OAuth2 endpoints and pages): size-limited, parse failures `invalid_request`.
 fn form_config(limit: usize) -> web::FormConfig {
     web::FormConfig::default()
@@ -625,6 +683,9 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
             .app_data(json_config(body_limit))
             .app_data(form_config(body_limit))
             .app_data(path_config())
+            .wrap(from_fn(move |req, next| {
+                json_objects_only(body_limit, req, next)
+            }))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
@@ -667,6 +728,7 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
             .app_data(data.clone())
             .app_data(json_config(64 * 1024))
             .app_data(path_config())
+            .wrap(from_fn(|req, next| json_objects_only(64 * 1024, req, next)))
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(security_headers())
             .wrap_fn(move |req, srv| close_when_draining(closing.clone(), srv.call(req)))

@@ -14,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    checked, error_page, redirect, refusal, refusal_status, show, signed_post, unavailable,
+    checked, redirect, refusal, refusal_status, show, signed_post, unavailable, unknown_credential,
     Failure, PageQuery, Session, SignedIn, View, HOME,
 };
 use crate::activation::{self, ActivateCommand, OtpOperation, PinChange, PinChangeCommand};
@@ -98,7 +98,7 @@ async fn form_page(
     let credential = match repo::credentials::find_owned(&services.db, id, &signed_in.user_id).await
     {
         Ok(Some(c)) => c,
-        Ok(None) => return unknown(lang),
+        Ok(None) => return unknown_credential(lang),
         Err(e) => return unavailable(lang, &e),
     };
     let sms = match repo::users::find(&services.db, &signed_in.user_id).await {
@@ -130,10 +130,6 @@ async fn form_page(
     show(csrf, view)
 }
 
-fn unknown(lang: Lang) -> HttpResponse {
-    error_page(lang, StatusCode::NOT_FOUND, "unknown_credential")
-}
-
 fn parse_id(raw: &str) -> Option<Uuid> {
     Uuid::parse_str(raw).ok()
 }
@@ -149,7 +145,7 @@ async fn get(
 ) -> HttpResponse {
     let lang = Lang::negotiate(&req, query.lang.as_deref());
     let Some(id) = parse_id(&path) else {
-        return unknown(lang);
+        return unknown_credential(lang);
     };
     form_page(&services, &csrf, &signed_in, lang, kind, id, None, None).await
 }
@@ -170,7 +166,7 @@ async fn post(
         Err(response) => return *response,
     };
     let Some(id) = parse_id(&path) else {
-        return unknown(lang);
+        return unknown_credential(lang);
     };
     let page = |message: Option<(StatusCode, String)>, notice: Option<String>| {
         form_page(

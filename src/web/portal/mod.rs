@@ -240,6 +240,12 @@ pub fn redirect(to: &str, lang: Lang, params: &[(&str, &str)]) -> HttpResponse {
         .finish()
 }
 
+/// The page of a credential that is not there or not the subscriber's (the same answer for
+/// both: a portal page never tells another subscriber's credential from a missing one).
+pub fn unknown_credential(lang: Lang) -> HttpResponse {
+    error_page(lang, StatusCode::NOT_FOUND, "unknown_credential")
+}
+
 /// The error page in `lang` with the string `key`.
 pub fn error_page(lang: Lang, status: StatusCode, key: &str) -> HttpResponse {
     let mut p = Page::new(

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::home::date;
 use super::{
-    checked, error_page, refusal, refusal_status, show, signed_post, unavailable, Failure,
+    checked, refusal, refusal_status, show, signed_post, unavailable, unknown_credential, Failure,
     PageQuery, Session, SignedIn, View, HOME,
 };
 use crate::activation::{self, OtpOperation};
@@ -74,12 +74,12 @@ async fn renew_page(
     let credential = match repo::credentials::find_owned(&services.db, id, &signed_in.user_id).await
     {
         Ok(Some(c)) => c,
-        Ok(None) => return error_page(lang, StatusCode::NOT_FOUND, "unknown_credential"),
+        Ok(None) => return unknown_credential(lang),
         Err(e) => return unavailable(lang, &e),
     };
     let user = match repo::users::find(&services.db, &signed_in.user_id).await {
         Ok(Some(user)) => user,
-        Ok(None) => return error_page(lang, StatusCode::NOT_FOUND, "unknown_credential"),
+        Ok(None) => return unknown_credential(lang),
         Err(e) => return unavailable(lang, &e),
     };
     let now = OffsetDateTime::now_utc();
@@ -125,7 +125,7 @@ pub async fn form(
 ) -> HttpResponse {
     let lang = Lang::negotiate(&req, query.lang.as_deref());
     let Ok(id) = Uuid::parse_str(&path) else {
-        return error_page(lang, StatusCode::NOT_FOUND, "unknown_credential");
+        return unknown_credential(lang);
     };
     renew_page(&services, &csrf, &signed_in, lang, id, None, None).await
 }
@@ -148,7 +148,7 @@ pub async fn submit(
         Err(response) => return *response,
     };
     let Ok(id) = Uuid::parse_str(&path) else {
-        return error_page(lang, StatusCode::NOT_FOUND, "unknown_credential");
+        return unknown_credential(lang);
     };
     let page = |message: Option<(StatusCode, String)>, notice: Option<String>| {
         renew_page(&services, &csrf, &signed_in, lang, id, message, notice)

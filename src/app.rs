@@ -164,6 +164,11 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             "/api/v1/emergency-suspension",
             portal::emergency::suspend,
         ),
+        endpoint(
+            M::POST,
+            "/api/v1/credentials/{credential_id}/resume",
+            portal::emergency::resume,
+        ),
         endpoint(M::POST, "/api/v1/setup", portal::setup::setup),
         endpoint(
             M::POST,
@@ -257,6 +262,16 @@ pub fn public_endpoints() -> Vec<Endpoint> {
             M::POST,
             "/portal/otp/device",
             pages::portal::account::device_submit,
+        ),
+        endpoint(
+            M::GET,
+            "/portal/credentials/{credential_id}/resume",
+            pages::portal::account::resume_form,
+        ),
+        endpoint(
+            M::POST,
+            "/portal/credentials/{credential_id}/resume",
+            pages::portal::account::resume_submit,
         ),
         endpoint(M::GET, "/portal/otp/app", pages::portal::app::app_form),
         endpoint(M::POST, "/portal/otp/app", pages::portal::app::app_submit),

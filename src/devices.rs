@@ -202,6 +202,33 @@ async fn confirm_totp(
         .verify(&user, otp, Purpose::DeviceChange)
         .await
         .map_err(DeviceError::CurrentFactor)?;
+    let device = prove_app(services, user_id, code).await?;
+    install(services, user_id, device).await
+}
+
+/// A new OTP device, proven by a code from it.
+pub enum NewDevice {
+    /// An authenticator app: its secret, sealed.
+    App(Vec<u8>),
+    /// A phone for SMS codes.
+    Phone(String),
+}
+
+impl NewDevice {
+    /// `totp` or `sms`, as the audit log names them.
+    pub fn method(&self) -> &'static str {
+        match self {
+            NewDevice::App(_) => "totp",
+            NewDevice::Phone(_) => "sms",
+        }
+    }
+}
+
+async fn prove_app(
+    services: &Services,
+    user_id: &str,
+    code: &str,
+) -> Result<NewDevice, DeviceError> {
     let sealed = services
         .otp
         .confirm_staged_totp(user_id, code)
@@ -211,7 +238,56 @@ async fn confirm_totp(
             OtpError::Wrong => DeviceError::NewDeviceCode,
             other => DeviceError::Otp(other),
         })?;
-    repo::users::set_otp(&services.db, user_id, OtpMethod::Totp, None, Some(&sealed)).await?;
+    Ok(NewDevice::App(sealed))
+}
+
+async fn prove_phone(
+    services: &Services,
+    user_id: &str,
+    phone: String,
+    code: &str,
+) -> Result<NewDevice, DeviceError> {
+    services
+        .otp
+        .verify_code(user_id, SmsCode::NewPhone, Purpose::DeviceChange, code)
+        .await
+        .map_err(|e| match e {
+            OtpError::Wrong | OtpError::Expired | OtpError::Malformed => DeviceError::NewDeviceCode,
+            other => DeviceError::Otp(other),
+        })?;
+    Ok(NewDevice::Phone(phone))
+}
+
+/// The device change `user_id` started last (a phone or an app: starting one forgets the
+/// other), if `code` is from it. The current factor is NOT asked: the caller has checked what
+/// stands in for it (the PUK, when the subscriber lost the device).
+pub async fn prove_staged(
+    services: &Services,
+    user_id: &str,
+    code: &str,
+) -> Result<NewDevice, DeviceError> {
+    match services.otp.staged_phone(user_id).await? {
+        Some(phone) => prove_phone(services, user_id, phone, code).await,
+        None => prove_app(services, user_id, code).await,
+    }
+}
+
+/// Makes `device` the OTP device of `user_id`: the old one stops working and every session
+/// ends. Audited as `otp.device_change`.
+pub async fn install(
+    services: &Services,
+    user_id: &str,
+    device: NewDevice,
+) -> Result<(), DeviceError> {
+    let to = device.method();
+    match &device {
+        NewDevice::App(sealed) => {
+            repo::users::set_otp(&services.db, user_id, OtpMethod::Totp, None, Some(sealed)).await?
+        }
+        NewDevice::Phone(phone) => {
+            repo::users::set_otp(&services.db, user_id, OtpMethod::Sms, Some(phone), None).await?
+        }
+    }
     services.otp.clear_staged(user_id).await?;
     session::end_sessions(&services.kv, user_id).await?;
     services
@@ -221,7 +297,7 @@ async fn confirm_totp(
             "otp.device_change",
             None,
             "ok",
-            json!({ "to": "totp" }),
+            json!({ "to": to }),
         )
         .await?;
     Ok(())
@@ -267,28 +343,8 @@ async fn confirm_sms(
         .verify(&user, otp, Purpose::DeviceChange)
         .await
         .map_err(DeviceError::CurrentFactor)?;
-    services
-        .otp
-        .verify_code(user_id, SmsCode::NewPhone, Purpose::DeviceChange, code)
-        .await
-        .map_err(|e| match e {
-            OtpError::Wrong | OtpError::Expired | OtpError::Malformed => DeviceError::NewDeviceCode,
-            other => DeviceError::Otp(other),
-        })?;
-    repo::users::set_otp(&services.db, user_id, OtpMethod::Sms, Some(&phone), None).await?;
-    services.otp.clear_staged(user_id).await?;
-    session::end_sessions(&services.kv, user_id).await?;
-    services
-        .audit
-        .record(
-            user_id,
-            "otp.device_change",
-            None,
-            "ok",
-            json!({ "to": "sms" }),
-        )
-        .await?;
-    Ok(())
+    let device = prove_phone(services, user_id, phone, code).await?;
+    install(services, user_id, device).await
 }
 
 impl DeviceError {

@@ -429,6 +429,9 @@ impl From<EmergencyError> for ApiError {
             EmergencyError::Db(e) => e.into(),
             EmergencyError::Mail(e) => e.into(),
             EmergencyError::Audit(e) => e.into(),
+            EmergencyError::NotSubscriberSuspended => ApiError::invalid_request(err.to_string()),
+            EmergencyError::Activation(e) => e.into(),
+            EmergencyError::Device(e) => e.into(),
         }
     }
 }

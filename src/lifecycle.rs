@@ -63,8 +63,8 @@ pub async fn change_status(
     operator: &Operator,
 ) -> Result<CredentialStatus, LifecycleError> {
     let action = match change {
-        OperatorChange::Suspend => "credential.suspend",
-        OperatorChange::Resume => "credential.resume",
+        OperatorChange::Suspend | OperatorChange::SubscriberSuspend => "credential.suspend",
+        OperatorChange::Resume | OperatorChange::SubscriberResume => "credential.resume",
         OperatorChange::Revoke => "credential.revoke",
     };
     let reason = reason.trim();
@@ -92,8 +92,14 @@ pub async fn change_status(
             return Err(err);
         }
     };
-    let stops_signing = matches!(change, OperatorChange::Suspend | OperatorChange::Revoke);
-    let resumes = matches!(change, OperatorChange::Resume);
+    let stops_signing = matches!(
+        change,
+        OperatorChange::Suspend | OperatorChange::SubscriberSuspend | OperatorChange::Revoke
+    );
+    let resumes = matches!(
+        change,
+        OperatorChange::Resume | OperatorChange::SubscriberResume
+    );
     let user_id = credential.user_id.as_str();
     // What this call did to the hold before the update: set it (true), released it (false).
     let mut touched = None;
@@ -186,8 +192,8 @@ async fn apply_and_notify(
             .await?;
     if outcome.is_some() {
         let change = match change {
-            OperatorChange::Suspend => StatusChange::Suspended,
-            OperatorChange::Resume => StatusChange::Resumed,
+            OperatorChange::Suspend | OperatorChange::SubscriberSuspend => StatusChange::Suspended,
+            OperatorChange::Resume | OperatorChange::SubscriberResume => StatusChange::Resumed,
             OperatorChange::Revoke => StatusChange::Revoked,
         };
         let notice = Message::StatusChanged {

@@ -16,10 +16,11 @@ use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::PinVault;
+use super::{ActivationError, PinVault, SecretKind};
 use crate::auth::{budget, AuthError};
 use crate::db::repo::credentials::OperatorChange;
 use crate::db::{repo, DbError};
+use crate::devices::{self, DeviceError};
 use crate::hsm::HsmError;
 use crate::lifecycle::{self, LifecycleError};
 use crate::mail::{self, Message};
@@ -49,6 +50,14 @@ pub enum EmergencyError {
     Mail(#[from] mail::MailError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// Resume: the credential is not one the subscriber suspended (the operator's suspension
+    /// takes the operator to lift).
+    #[error("the credential is not suspended by its subscriber: the operator can resume it")]
+    NotSubscriberSuspended,
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }
 
 /// A fresh code, grouped for display (`XXXX-XXXX-XXXX`).
@@ -216,7 +225,7 @@ pub async fn emergency_suspend(
         match lifecycle::change_status(
             services,
             credential.credential_id,
-            OperatorChange::Suspend,
+            OperatorChange::SubscriberSuspend,
             "emergency suspension by the subscriber",
             None,
             &actor,
@@ -253,6 +262,94 @@ pub async fn emergency_suspend(
     )
     .await?;
     Ok(count)
+}
+
+/// `POST /api/v1/emergency-resume`: the subscriber, signed in, lifts their emergency
+/// suspension without the lost device: `puk` is the PUK of `credential_id` (one the subscriber
+/// suspended), `code` a code from the new OTP device staged by `POST /api/v1/otp/totp` or
+/// `/otp/sms`. The PUK stands in for the old device: it is counted like every PUK (10 wrong
+/// ones block that credential for good) and checked before the new device's code, so a typo
+/// in the code costs no attempt. Then the new device replaces the old one (every session
+/// ends) and every credential the subscriber suspended resumes. A credential the operator
+/// suspended stays suspended. Returns how many credentials resumed.
+pub async fn emergency_resume(
+    services: &Services,
+    user_id: &str,
+    credential_id: Uuid,
+    puk: &str,
+    code: &str,
+    origin: &Origin,
+) -> Result<usize, EmergencyError> {
+    let actor = Operator {
+        name: user_id.to_owned(),
+        origin: origin.clone(),
+    };
+    let result = resume(services, user_id, credential_id, puk, code, &actor).await;
+    let (outcome, detail) = match &result {
+        Ok(ids) => (
+            "ok",
+            json!({ "with": credential_id.to_string(),
+                    "resumed": ids.iter().map(Uuid::to_string).collect::<Vec<_>>() }),
+        ),
+        Err(e) => (
+            "refused",
+            json!({ "with": credential_id.to_string(), "error": e.to_string() }),
+        ),
+    };
+    services
+        .audit
+        .record(
+            &actor.name,
+            "user.emergency_resume",
+            Some(credential_id),
+            outcome,
+            actor.audit_detail(detail),
+        )
+        .await?;
+    Ok(result?.len())
+}
+
+async fn resume(
+    services: &Services,
+    user_id: &str,
+    credential_id: Uuid,
+    puk: &str,
+    code: &str,
+    actor: &Operator,
+) -> Result<Vec<Uuid>, EmergencyError> {
+    let credential = repo::credentials::find(&services.db, credential_id)
+        .await?
+        .filter(|c| c.user_id == user_id)
+        .ok_or(ActivationError::CredentialNotFound)?;
+    let suspended = repo::credentials::suspended_by_subscriber(&services.db, user_id).await?;
+    if !suspended.contains(&credential_id) {
+        return Err(match credential.status {
+            CredentialStatus::Suspended => EmergencyError::NotSubscriberSuspended,
+            other => ActivationError::WrongState(other).into(),
+        });
+    }
+    super::pin::check_secret(services, &credential, SecretKind::Puk, puk).await?;
+    let device = devices::prove_staged(services, user_id, code).await?;
+    devices::install(services, user_id, device).await?;
+    let mut resumed = Vec::new();
+    for id in suspended {
+        match lifecycle::change_status(
+            services,
+            id,
+            OperatorChange::SubscriberResume,
+            "resumed by the subscriber with the PUK and a new OTP device",
+            None,
+            actor,
+        )
+        .await
+        {
+            Ok(_) => resumed.push(id),
+            // Resumed by a racing request or the operator, or revoked meanwhile.
+            Err(LifecycleError::WrongState(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(resumed)
 }
 
 async fn audit(

@@ -90,6 +90,23 @@ pub async fn check_factors(
         .await?
         .ok_or(ActivationError::CredentialNotFound)?;
     services.otp.verify(&user, otp, purpose).await?;
+    match (kind, credential.status) {
+        (SecretKind::Pin, CredentialStatus::Active)
+        | (SecretKind::Puk, CredentialStatus::Inactive | CredentialStatus::PinBlocked) => {}
+        (_, other) => return Err(ActivationError::WrongState(other)),
+    }
+    check_secret(services, credential, kind, value).await
+}
+
+/// Checks the PIN or PUK of `credential` in the state it was read in, counted as
+/// [`check_factors`] counts it (the caller has checked that the state allows the secret and
+/// has put its own factor first).
+pub(crate) async fn check_secret(
+    services: &Services,
+    credential: &Credential,
+    kind: SecretKind,
+    value: &str,
+) -> Result<(), ActivationError> {
     let (stored, secret, limit) = match kind {
         SecretKind::Pin => (
             credential.pin_hmac.as_deref().unwrap_or_default(),
@@ -104,11 +121,6 @@ pub async fn check_factors(
         ),
     };
     let from = credential.status;
-    match (kind, from) {
-        (SecretKind::Pin, CredentialStatus::Active)
-        | (SecretKind::Puk, CredentialStatus::Inactive | CredentialStatus::PinBlocked) => {}
-        (_, other) => return Err(ActivationError::WrongState(other)),
-    }
     let id = credential.credential_id;
     let Some(reservation) =
         repo::credentials::reserve_attempt(&services.db, id, secret, from, limit).await?
@@ -158,9 +170,10 @@ async fn refused(
         // Active, yet the reservation was refused: the limit was reached (a row counted by an
         // older gateway) or the state changed back meanwhile. Nothing was compared.
         (SecretKind::Pin, CredentialStatus::Active) => ActivationError::PinBlocked,
-        (SecretKind::Puk, CredentialStatus::Inactive | CredentialStatus::PinBlocked) => {
-            ActivationError::PukBlocked
-        }
+        (
+            SecretKind::Puk,
+            CredentialStatus::Inactive | CredentialStatus::PinBlocked | CredentialStatus::Suspended,
+        ) => ActivationError::PukBlocked,
         (_, other) => ActivationError::WrongState(other),
     })
 }

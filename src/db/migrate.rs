@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "signing_history",
         include_str!("../../migrations/0013_signing_history.sql"),
     ),
+    (
+        14,
+        "suspended_by",
+        include_str!("../../migrations/0014_suspended_by.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded, all in one transaction; returns how many ran.

@@ -15,8 +15,15 @@ impl Otp {
         self.kv.key(&format!("otp:staged-{what}:{user_id}"))
     }
 
+    /// Stages `value` as the new `what` (`totp` or `phone`); one change is staged at a time,
+    /// so the other one is forgotten.
     async fn stage(&self, user_id: &str, what: &str, value: &[u8]) -> Result<(), OtpError> {
+        let other = if what == "totp" { "phone" } else { "totp" };
         let mut conn = self.kv.conn();
+        let _: i64 = conn
+            .del(self.staged_key(user_id, other))
+            .await
+            .map_err(KvError)?;
         let () = conn
             .set_ex(self.staged_key(user_id, what), value, STAGE_TTL_SECS)
             .await

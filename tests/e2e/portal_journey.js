@@ -9,7 +9,9 @@
 //   change the password (two that differ first) → sign in again → the OTP device page with
 //   the QR code → renew with a coupon → sign out, recover the password by the e-mailed link →
 //   sign out; then the same pages in English (the browser's language), with English refusals;
-//   last the authenticator app enrolled from the QR code's key.
+//   the authenticator app enrolled from the QR code's key; last the phone is "lost": the
+//   emergency code suspends the credential and the subscriber resumes it with the PUK and a
+//   new app (a wrong PUK first).
 //
 // Every page is checked with axe-core (no serious or critical violation) and screenshotted in
 // Italian and English, at desktop width and at 375 px, into --out-dir. One browser, one
@@ -95,8 +97,9 @@ async function pukOf(email, passphrase, serial) {
   check(text.includes(serial), 'the envelope names the serial number', text);
   const puk = /PUK\b[^0-9]*(\d{8})/.exec(text);
   check(puk, 'a PUK in the envelope', text);
-  check(/[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}/.test(text), 'an emergency code in the envelope', text);
-  return puk[1];
+  const code = /[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}/.exec(text);
+  check(code, 'an emergency code in the envelope', text);
+  return { puk: puk[1], emergencyCode: code[0] };
 }
 
 // The code an authenticator app shows now for the Base32 `secret` (RFC 6238: HMAC-SHA1,
@@ -157,6 +160,8 @@ const T = {
     wrongPin: 'Wrong PIN. Attempts left:',
     passwordsDiffer: 'The two new passwords do not match.',
     wrongPassword: 'The current password is wrong.',
+    wrongPuk: 'Wrong PUK. Attempts left:', resume: 'Resume',
+    resumed: 'Certificates resumed and the new OTP device is active: sign in again.',
   },
 };
 
@@ -268,7 +273,7 @@ async function main() {
     await setupForm(passphrase);
     check((await page.getByRole('status').textContent()).trim() === it.setupDone, 'setup done (it)');
     await capture(page, 'it', 'setup-done');
-    const puk = await pukOf(email, passphrase, created.serial_number);
+    const { puk, emergencyCode } = await pukOf(email, passphrase, created.serial_number);
     step('set up, envelope opened');
 
     await page.goto(`${BASE}/portal/`);
@@ -469,6 +474,37 @@ async function main() {
     await go(enPage, link(enPage, en.changePin));
     check(await button(enPage, en.sms).count() === 0, 'no SMS button any more: the app gives the codes');
     step('authenticator app enrolled from the QR code');
+
+    // The phone is lost: the emergency code from the envelope suspends the credential; the
+    // card offers the resume, which stages a new app and takes the PUK instead of the old app.
+    await enPage.goto(`${BASE}/portal/emergency`);
+    await enPage.locator('#user_id').fill(userId);
+    await enPage.locator('#emergency_code').fill(emergencyCode);
+    await go(enPage, enPage.locator('button[type=submit]'));
+    await enPage.goto(`${BASE}/portal/`);
+    check((await enPage.content()).includes('data-status="suspended"'), 'a suspended card');
+    await capture(enPage, 'en', 'home-suspended');
+    await go(enPage, link(enPage, en.resume));
+    await capture(enPage, 'en', 'resume');
+    await enPage.locator('#app-password').fill(current);
+    await go(enPage, enPage.locator('button[value=app_start]'));
+    const newSecret = (await enPage.locator('#totp-secret').textContent()).trim();
+    check(newSecret !== secret, 'a new app secret');
+    await capture(enPage, 'en', 'resume-app');
+    await enPage.locator('#code').fill(appCode(newSecret));
+    await enPage.locator('#puk').fill(wrongPuk);
+    await go(enPage, enPage.locator('button[value=app_confirm]'));
+    check((await alertText(enPage)).startsWith(en.wrongPuk), 'wrong PUK (en)', await alertText(enPage));
+    await capture(enPage, 'en', 'resume-refused');
+    await enPage.locator('#code').fill(appCode(newSecret));
+    await enPage.locator('#puk').fill(puk);
+    await go(enPage, enPage.locator('button[value=app_confirm]'));
+    check(new URL(enPage.url()).pathname === '/portal/login', 'signed out after the resume', enPage.url());
+    check((await enPage.getByRole('status').textContent()).trim() === en.resumed, 'resumed (en)');
+    await signIn(enPage, en, current);
+    await onHome(enPage);
+    check((await enPage.content()).includes('data-status="active"'), 'the card is active again');
+    step('resumed after the emergency suspension with the PUK and a new app');
     await enContext.close();
 
     check(problems.length === 0, 'no CSP violation or script error', problems);

@@ -1,7 +1,9 @@
 //! The emergency code: it suspends every signing credential of its subscriber without a
 //! sign-in (live SADs refused at once, authorize refused, the e-mail arrives); a wrong code is
 //! refused and counted in the password budget (40 parallel wrong codes check at most the
-//! budget); an unknown user id is answered exactly like a wrong code.
+//! budget); an unknown user id is answered exactly like a wrong code. The subscriber lifts it
+//! with a credential's PUK and a new OTP device (the old device dies; an operator's suspension
+//! stays; replayed, it finds nothing; racing wrong PUKs get at most 10 compared).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_error, digests, env, random_suffix, test_config, Csc, TestApp, TestUser,
+    assert_error, digests, env, random_suffix, test_config, totp_codes, Csc, TestApp, TestUser,
 };
 
 const ES256: &str = "1.2.840.10045.4.3.2";
@@ -284,4 +286,209 @@ async fn wrong_codes_are_counted_and_an_unknown_user_answers_like_a_wrong_code()
     // The budget is spent: the right code waits for the window too (and login with it).
     let got = suspend(&app, &user.user_id, &code).await;
     assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "access_denied");
+}
+
+async fn resume(
+    app: &TestApp,
+    token: &str,
+    credential: &str,
+    puk: &str,
+    otp: &str,
+) -> (StatusCode, Value) {
+    app.post(
+        &format!("/api/v1/credentials/{credential}/resume"),
+        Some(token),
+        json!({ "puk": puk, "otp": otp }),
+    )
+    .await
+}
+
+/// Stages a new authenticator app for `user` (as a device change starts) and returns its URI.
+async fn stage_app(app: &TestApp, token: &str, user: &TestUser) -> String {
+    let (status, started) = app
+        .post(
+            "/api/v1/otp/totp",
+            Some(token),
+            json!({ "password": user.password }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    started["otpauth_uri"].as_str().unwrap().to_owned()
+}
+
+async fn status_of(app: &TestApp, id: &str) -> String {
+    sigillo::db::repo::credentials::find(&app.services().db, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_resumes_with_a_puk_and_a_new_app_and_the_old_phone_is_dead() {
+    let mut config = test_config(&random_suffix());
+    config.otp.send_limit = 100;
+    let app = TestApp::spawn_node(config).await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    // An active credential, an inactive one, and one the operator suspended.
+    let active = app.create_credential(&user, "ec-p256", "signing").await;
+    let pin = "24681357";
+    let otp = app.sms_otp(&token, &active.id).await;
+    let got = app
+        .activate(&token, &active.id, &active.puk, pin, &otp)
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let inactive = app.create_credential(&user, "ec-p256", "signing").await;
+    let held = app.create_credential(&user, "ec-p256", "signing").await;
+    let (status, body) = app
+        .admin_post(
+            &format!("/admin/v1/credentials/{}/suspend", held.id),
+            json!({ "reason": "identity check pending" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The phone is lost: the subscriber suspends with the newest envelope's code.
+    let got = suspend(&app, &user.user_id, &held.emergency_code).await;
+    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 2 })));
+
+    // Without a new device staged the right PUK resumes nothing.
+    let got = resume(&app, &token, &active.id, &active.puk, "123456").await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let uri = stage_app(&app, &token, &user).await;
+    let (code, _) = totp_codes(&uri);
+    // A wrong PUK is counted; the operator's suspension is not the subscriber's to lift; a
+    // code that is not the new app's does nothing.
+    let got = resume(&app, &token, &active.id, "11111111", &code).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_puk");
+    assert!(
+        got.1["error_description"].as_str().unwrap().contains("9"),
+        "{}",
+        got.1
+    );
+    let got = resume(&app, &token, &held.id, &held.puk, &code).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(
+        got.1["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("operator"),
+        "{}",
+        got.1
+    );
+    let got = resume(&app, &token, &active.id, &active.puk, "000000").await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_code");
+    for id in [&active.id, &inactive.id, &held.id] {
+        assert_eq!(status_of(&app, id).await, "suspended", "{id}");
+    }
+
+    // The PUK and the new app's code: both credentials the subscriber suspended resume.
+    let got = resume(&app, &token, &active.id, &active.puk, &code).await;
+    assert_eq!(got, (StatusCode::OK, json!({ "resumed": 2 })));
+    assert_eq!(status_of(&app, &active.id).await, "active");
+    assert_eq!(status_of(&app, &inactive.id).await, "inactive");
+    assert_eq!(status_of(&app, &held.id).await, "suspended");
+    // Every session ended (a thief's too); replayed, the call finds nothing to resume.
+    let (status, _) = app
+        .post("/csc/v2/credentials/list", Some(&token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let token = app.login(&user).await;
+    let got = resume(&app, &token, &active.id, &active.puk, &code).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+
+    // The lost phone no longer gets codes; the new app signs, and openssl checks the signature.
+    let got = app
+        .post(
+            "/csc/v2/credentials/sendOTP",
+            Some(&token),
+            json!({ "credentialID": active.id }),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let (_, next) = totp_codes(&uri);
+    let hashes = digests(1, 32);
+    let (status, body) = app
+        .authorize_with(
+            Csc::V2,
+            &token,
+            &active.id,
+            pin,
+            &next,
+            1,
+            Some(&hashes),
+            Some("2.16.840.1.101.3.4.2.1"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sad = body["SAD"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .sign_hash(
+            Csc::V2,
+            &token,
+            &active.id,
+            &sad,
+            &hashes,
+            None,
+            ES256,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let signature = crate::support::unb64(body["signatures"][0].as_str().unwrap());
+    let leaf = app.leaf_certificate(Csc::V2, &token, &active.id).await;
+    let key = leaf.public_key().unwrap().ec_key().unwrap();
+    let sig = openssl::ecdsa::EcdsaSig::from_der(&signature).unwrap();
+    assert!(sig.verify(&hashes[0], &key).unwrap());
+
+    // Audited, the refusals with their reason.
+    let client = app.services().db.get().await.unwrap();
+    let outcomes: Vec<String> = client
+        .query(
+            "SELECT outcome FROM audit_log WHERE action = 'user.emergency_resume' \
+             AND actor = $1 ORDER BY id",
+            &[&user.user_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["refused", "refused", "refused", "refused", "ok", "refused"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_wrong_puks_on_a_resume_get_at_most_ten_compared() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let got = suspend(&app, &user.user_id, &credential.emergency_code).await;
+    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 1 })));
+    let uri = stage_app(&app, &token, &user).await;
+    let (code, _) = totp_codes(&uri);
+
+    let attempts = (0..16).map(|i| {
+        let (app, token, id, code) = (&app, &token, &credential.id, &code);
+        async move { resume(app, token, id, &format!("{:08}", 10_000_000 + i), code).await }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let count = |error: &str| results.iter().filter(|(_, b)| b["error"] == error).count();
+    println!(
+        "16 racing wrong PUKs: {} invalid_puk, {} credential_blocked",
+        count("invalid_puk"),
+        count("credential_blocked")
+    );
+    assert_eq!(count("invalid_puk"), 9);
+    assert_eq!(count("credential_blocked"), 7);
+    // Blocked for good: the right PUK does nothing now.
+    let got = resume(&app, &token, &credential.id, &credential.puk, &code).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(status_of(&app, &credential.id).await, "blocked");
 }

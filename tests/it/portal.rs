@@ -1000,8 +1000,9 @@ async fn the_otp_moves_to_an_authenticator_app_with_the_qr_code_in_the_portal() 
 /// (tests/e2e/portal_journey.js): the setup link from the e-mail, password and passphrase on
 /// the setup page, the envelope decrypted with pypdf for the PUK, sign in, activate with the PUK, change the PIN, block it with
 /// three wrong PINs and unblock it with the PUK, change the password, renew with a coupon,
-/// recover the password by the e-mailed link, sign out, and at the end enrol an authenticator
-/// app from the QR code's key; refusals read in Italian and English; axe-core finds nothing serious or critical on any
+/// recover the password by the e-mailed link, sign out, enrol an authenticator app from the QR
+/// code's key, and at the end suspend with the emergency code and resume with the PUK and a
+/// new app; refusals read in Italian and English; axe-core finds nothing serious or critical on any
 /// page. Screenshots of every page (it and en, desktop and 375 px) land in
 /// target/portal-screenshots/journey/ (emptied first; the other portal runs keep their own
 /// folders there) and are printed.
@@ -1043,7 +1044,7 @@ async fn a_browser_walks_the_subscriber_through_the_portal() {
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("no JSON summary ({e}):\n{stdout}\n{stderr}"));
     let steps = summary["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 12, "{summary}");
+    assert_eq!(steps.len(), 13, "{summary}");
     let audited = summary["audited"].as_array().unwrap();
     assert!(audited.len() >= 20, "axe ran on every page: {summary}");
     let shots = summary["screenshots"].as_array().unwrap();

@@ -103,6 +103,23 @@ pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<Credential>, Db
     rows.iter().map(from_row).collect()
 }
 
+/// The credentials of `user_id` that the subscriber suspended (with the emergency code) and
+/// that are suspended still, oldest first.
+pub async fn suspended_by_subscriber(db: &Db, user_id: &str) -> Result<Vec<Uuid>, DbError> {
+    let client = db.get().await?;
+    let rows = client
+        .query(
+            "SELECT credential_id FROM credentials \
+             WHERE user_id = $1 AND status = 'suspended' AND suspended_by = 'subscriber' \
+             ORDER BY created_at, credential_id",
+            &[&user_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(DbError::from))
+        .collect()
+}
+
 /// Which secret an attempt is of.
 #[derive(Debug, Clone, Copy)]
 pub enum Secret {
@@ -228,10 +245,14 @@ pub async fn activate(db: &Db, id: Uuid, pin_hmac: &[u8]) -> Result<bool, DbErro
 /// resumption (the durable half of the Redis hold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperatorChange {
-    /// inactive | active | pin_blocked → suspended (the state is remembered).
+    /// inactive | active | pin_blocked → suspended (the state is remembered), by the operator.
     Suspend,
-    /// suspended → the remembered state.
+    /// The same, by the subscriber with the emergency code.
+    SubscriberSuspend,
+    /// suspended → the remembered state, by the operator (whoever suspended it).
     Resume,
+    /// The same, by the subscriber: only a suspension the subscriber made.
+    SubscriberResume,
     /// anything but revoked → revoked, for good.
     Revoke,
 }
@@ -259,16 +280,30 @@ pub async fn apply_operator_change_on(
     let sql = match change {
         OperatorChange::Suspend => {
             "UPDATE credentials SET suspended_from = status, status = 'suspended', status_reason = $2, \
-                 generation = generation + 1 \
+                 generation = generation + 1, suspended_by = 'operator' \
+             WHERE credential_id = $1 AND status IN ('inactive', 'active', 'pin_blocked') RETURNING status"
+        }
+        OperatorChange::SubscriberSuspend => {
+            "UPDATE credentials SET suspended_from = status, status = 'suspended', status_reason = $2, \
+                 generation = generation + 1, suspended_by = 'subscriber' \
              WHERE credential_id = $1 AND status IN ('inactive', 'active', 'pin_blocked') RETURNING status"
         }
         OperatorChange::Resume => {
-            "UPDATE credentials SET status = suspended_from, suspended_from = NULL, status_reason = $2 \
+            "UPDATE credentials SET status = suspended_from, suspended_from = NULL, status_reason = $2, \
+                 suspended_by = NULL \
              WHERE credential_id = $1 AND status = 'suspended' AND suspended_from IS NOT NULL \
              RETURNING status"
         }
+        OperatorChange::SubscriberResume => {
+            "UPDATE credentials SET status = suspended_from, suspended_from = NULL, status_reason = $2, \
+                 suspended_by = NULL \
+             WHERE credential_id = $1 AND status = 'suspended' AND suspended_from IS NOT NULL \
+                 AND suspended_by = 'subscriber' \
+             RETURNING status"
+        }
         OperatorChange::Revoke => {
-            "UPDATE credentials SET status = 'revoked', suspended_from = NULL, status_reason = $2, \
+            "UPDATE credentials SET status = 'revoked', suspended_from = NULL, suspended_by = NULL, \
+                 status_reason = $2, \
                  generation = generation + 1, crl_reason = $3 \
              WHERE credential_id = $1 AND status <> 'revoked' RETURNING status"
         }

@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{done_notice, show, unavailable, PageQuery, SignedIn, View, HOME};
 use crate::credentials;
+use crate::db::repo;
 use crate::model::{Credential, CredentialStatus};
 use crate::portal::wire::CredentialView;
 use crate::services::Services;
@@ -19,12 +20,18 @@ use crate::web::{Csrf, Lang};
 /// `expired` once the certificate ran out), as (path suffix, strings key). An inactive
 /// credential is activated with the PUK, an active one changes its PIN (and renews inside the
 /// window, once), a PIN-blocked one is unblocked with the PUK; a blocked (PUK spent),
-/// suspended, revoked or expired one has nothing the subscriber can do here.
-fn actions(status: &str, renewable: bool) -> Vec<(&'static str, &'static str)> {
+/// revoked or expired one has nothing the subscriber can do here, nor a suspended one unless
+/// the subscriber suspended it (`by_subscriber`: resumed with the PUK and a new device).
+fn actions(
+    status: &str,
+    renewable: bool,
+    by_subscriber: bool,
+) -> Vec<(&'static str, &'static str)> {
     let mut actions = match status {
         "inactive" => vec![("activate", "portal_action_activate")],
         "active" => vec![("pin", "portal_action_pin")],
         "pin_blocked" => vec![("unblock", "portal_action_unblock")],
+        "suspended" if by_subscriber => vec![("resume", "portal_action_resume")],
         _ => Vec::new(),
     };
     if renewable {
@@ -35,8 +42,9 @@ fn actions(status: &str, renewable: bool) -> Vec<(&'static str, &'static str)> {
 }
 
 /// What a card says about a state the subscriber cannot act on here (or must act on).
-fn hint_key(status: &str) -> Option<&'static str> {
+fn hint_key(status: &str, by_subscriber: bool) -> Option<&'static str> {
     Some(match status {
+        "suspended" if by_subscriber => "portal_hint_emergency",
         "inactive" => "portal_hint_inactive",
         "pin_blocked" => "portal_hint_pin_blocked",
         "blocked" => "portal_hint_blocked",
@@ -57,7 +65,13 @@ pub(super) fn date(lang: Lang, t: OffsetDateTime) -> String {
 }
 
 /// One card's values.
-fn card(lang: Lang, c: &Credential, now: OffsetDateTime, window_days: u32) -> Value {
+fn card(
+    lang: Lang,
+    c: &Credential,
+    now: OffsetDateTime,
+    window_days: u32,
+    by_subscriber: bool,
+) -> Value {
     let view = CredentialView::of(c, now, window_days);
     let window_opens = c.valid_to - Duration::days(i64::from(window_days));
     // Inside the window, not renewed yet, and still a credential that can come back to use.
@@ -66,7 +80,7 @@ fn card(lang: Lang, c: &Credential, now: OffsetDateTime, window_days: u32) -> Va
         && !view.renewed
         && !matches!(c.status, CredentialStatus::Revoked);
     let base = format!("/portal/credentials/{}", c.credential_id);
-    let actions: Vec<Value> = actions(view.status, view.renewable)
+    let actions: Vec<Value> = actions(view.status, view.renewable, by_subscriber)
         .into_iter()
         .map(|(suffix, key)| {
             json!({
@@ -76,7 +90,7 @@ fn card(lang: Lang, c: &Credential, now: OffsetDateTime, window_days: u32) -> Va
         })
         .collect();
     let status_key = format!("portal_status_{}", view.status);
-    let hint = hint_key(view.status).map(|k| lang.text(k));
+    let hint = hint_key(view.status, by_subscriber).map(|k| lang.text(k));
     json!({
         "id": c.credential_id,
         "purpose": lang.text(&format!("portal_purpose_{}", view.purpose)),
@@ -106,9 +120,17 @@ pub async fn home(
         Ok(all) => all,
         Err(e) => return unavailable(lang, &e),
     };
+    let held =
+        match repo::credentials::suspended_by_subscriber(&services.db, &signed_in.user_id).await {
+            Ok(held) => held,
+            Err(e) => return unavailable(lang, &e),
+        };
     let now = OffsetDateTime::now_utc();
     let window = services.config.lifecycle.renewal_window_days;
-    let cards: Vec<Value> = all.iter().map(|c| card(lang, c, now, window)).collect();
+    let cards: Vec<Value> = all
+        .iter()
+        .map(|c| card(lang, c, now, window, held.contains(&c.credential_id)))
+        .collect();
     let lang_code = lang.code();
     let mut view = View::new(
         "portal/home.html",
@@ -132,7 +154,7 @@ mod tests {
     #[test]
     fn each_state_offers_only_its_actions() {
         let paths = |s, r| {
-            actions(s, r)
+            actions(s, r, false)
                 .into_iter()
                 .map(|(p, _)| p)
                 .collect::<Vec<_>>()
@@ -144,5 +166,14 @@ mod tests {
         for done in ["blocked", "suspended", "revoked", "expired"] {
             assert_eq!(paths(done, false), ["history"], "{done}");
         }
+        // Only the subscriber's own suspension can be lifted here.
+        let own = |s| {
+            actions(s, false, true)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(own("suspended"), ["resume", "history"]);
+        assert_eq!(own("blocked"), ["history"]);
     }
 }

@@ -29,6 +29,7 @@ pub async fn form(req: HttpRequest, csrf: Csrf, query: web::Query<PageQuery>) ->
         Some("signed_out") => Some(lang.text("portal_done_signed_out").to_owned()),
         Some("password") => Some(lang.text("portal_done_password").to_owned()),
         Some("device") => Some(lang.text("portal_done_device").to_owned()),
+        Some("resumed") => Some(lang.text("portal_done_resumed").to_owned()),
         _ => None,
     };
     let mut view = login_view(lang, &next, "");

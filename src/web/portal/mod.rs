@@ -460,6 +460,59 @@ fn auth_refusal(e: &AuthError) -> Option<&'static str> {
     })
 }
 
+/// What the subscriber reads for a refused PIN, PUK or OTP (activation, PIN change, unblock,
+/// renewal, emergency resume); `None` for a fault of the service.
+fn activation_refusal(lang: Lang, e: &ActivationError) -> Option<String> {
+    let t = |key: &str| lang.text(key).to_owned();
+    let key = match e {
+        ActivationError::WrongPin { remaining } => {
+            return Some(format!("{} {remaining}", t("wrong_pin")))
+        }
+        ActivationError::WrongPuk { remaining } => {
+            return Some(format!("{} {remaining}", t("portal_wrong_puk")))
+        }
+        ActivationError::PinBlocked => "portal_pin_blocked",
+        ActivationError::PukBlocked => "portal_puk_blocked",
+        ActivationError::Malformed { field: "puk", .. } => "portal_puk_format",
+        ActivationError::Malformed {
+            field: "new_pin",
+            reason,
+        } if reason.contains("differ") => "portal_pin_same",
+        ActivationError::Malformed {
+            field: "new_pin", ..
+        } => "portal_pin_format",
+        ActivationError::Malformed { field: "PIN", .. } => "portal_pin_format",
+        ActivationError::Malformed { .. } => "wrong_otp",
+        ActivationError::Otp(o) => otp_refusal(o)?,
+        ActivationError::CredentialNotFound => "unknown_credential",
+        ActivationError::WrongState(_) => "portal_wrong_state",
+        ActivationError::CertificateExpired => "portal_cert_expired",
+        ActivationError::SadUnknown
+        | ActivationError::Kv(_)
+        | ActivationError::Hsm(_)
+        | ActivationError::Db(_)
+        | ActivationError::Audit(_)
+        | ActivationError::Mail(_)
+        | ActivationError::Sad(_) => return None,
+    };
+    Some(t(key))
+}
+
+/// The strings key of a refused OTP device change.
+fn device_refusal(e: &DeviceError) -> Option<&'static str> {
+    Some(match e {
+        DeviceError::WrongPassword => "portal_wrong_password",
+        DeviceError::BadPhone => "portal_bad_phone",
+        DeviceError::NothingPending => "portal_nothing_pending",
+        DeviceError::NewDeviceCode => "portal_new_device_code",
+        DeviceError::AppEnrolled => "portal_app_enrolled",
+        DeviceError::NotTotpUser => "portal_not_totp",
+        DeviceError::CurrentFactor(o) | DeviceError::Otp(o) => otp_refusal(o)?,
+        DeviceError::Auth(a) => auth_refusal(a)?,
+        DeviceError::Db(_) | DeviceError::Audit(_) | DeviceError::Qr(_) => return None,
+    })
+}
+
 /// What the subscriber reads for `failure`, in `lang`; `None` when it is no refusal of theirs
 /// but a fault of the service (the caller logs it and shows "try again later"). The one map of
 /// domain errors to portal messages: every page uses it.
@@ -468,48 +521,10 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
     let key = match failure {
         Failure::Auth(e) => auth_refusal(e)?,
         // Renewal is confirmed with the PIN and OTP of `activation`: the same sentences.
-        Failure::Activation(e) | Failure::Renewal(RenewalError::Factors(e)) => match e {
-            ActivationError::WrongPin { remaining } => {
-                return Some(format!("{} {remaining}", t("wrong_pin")))
-            }
-            ActivationError::WrongPuk { remaining } => {
-                return Some(format!("{} {remaining}", t("portal_wrong_puk")))
-            }
-            ActivationError::PinBlocked => "portal_pin_blocked",
-            ActivationError::PukBlocked => "portal_puk_blocked",
-            ActivationError::Malformed { field: "puk", .. } => "portal_puk_format",
-            ActivationError::Malformed {
-                field: "new_pin",
-                reason,
-            } if reason.contains("differ") => "portal_pin_same",
-            ActivationError::Malformed {
-                field: "new_pin", ..
-            } => "portal_pin_format",
-            ActivationError::Malformed { field: "PIN", .. } => "portal_pin_format",
-            ActivationError::Malformed { .. } => "wrong_otp",
-            ActivationError::Otp(o) => otp_refusal(o)?,
-            ActivationError::CredentialNotFound => "unknown_credential",
-            ActivationError::WrongState(_) => "portal_wrong_state",
-            ActivationError::CertificateExpired => "portal_cert_expired",
-            ActivationError::SadUnknown
-            | ActivationError::Kv(_)
-            | ActivationError::Hsm(_)
-            | ActivationError::Db(_)
-            | ActivationError::Audit(_)
-            | ActivationError::Mail(_)
-            | ActivationError::Sad(_) => return None,
-        },
-        Failure::Device(e) => match e {
-            DeviceError::WrongPassword => "portal_wrong_password",
-            DeviceError::BadPhone => "portal_bad_phone",
-            DeviceError::NothingPending => "portal_nothing_pending",
-            DeviceError::NewDeviceCode => "portal_new_device_code",
-            DeviceError::AppEnrolled => "portal_app_enrolled",
-            DeviceError::NotTotpUser => "portal_not_totp",
-            DeviceError::CurrentFactor(o) | DeviceError::Otp(o) => otp_refusal(o)?,
-            DeviceError::Auth(a) => auth_refusal(a)?,
-            DeviceError::Db(_) | DeviceError::Audit(_) | DeviceError::Qr(_) => return None,
-        },
+        Failure::Activation(e) | Failure::Renewal(RenewalError::Factors(e)) => {
+            return activation_refusal(lang, e)
+        }
+        Failure::Device(e) => device_refusal(e)?,
         Failure::Credential(e) => match e {
             CredentialError::NotFound => "unknown_credential",
             CredentialError::Db(_) | CredentialError::Audit(_) => return None,
@@ -532,6 +547,9 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
         // An unknown user id and a wrong code read the same.
         Failure::Emergency(e) => match e {
             EmergencyError::Refused => "portal_emergency_refused",
+            EmergencyError::NotSubscriberSuspended => "portal_resume_by_operator",
+            EmergencyError::Activation(a) => return activation_refusal(lang, a),
+            EmergencyError::Device(d) => device_refusal(d)?,
             EmergencyError::Auth(a) => auth_refusal(a)?,
             EmergencyError::Lifecycle(_)
             | EmergencyError::Hsm(_)

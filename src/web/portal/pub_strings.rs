@@ -29,7 +29,7 @@ pub const IT: &[(&str, &str)] = &[
     ("portal_emergency_count", "Certificati sospesi ora"),
     (
         "portal_emergency_resume",
-        "Per riattivarli rivolgiti al tuo operatore: verificherà la tua identità prima di farlo.",
+        "Per riattivarli accedi al portale con il PUK della busta cifrata e un nuovo dispositivo OTP, oppure rivolgiti al tuo operatore.",
     ),
     // Password recovery
     ("portal_recovery_title", "Non riesco ad accedere"),
@@ -151,7 +151,7 @@ pub const EN: &[(&str, &str)] = &[
     ("portal_emergency_count", "Certificates suspended now"),
     (
         "portal_emergency_resume",
-        "To resume them, contact your operator: they will check your identity first.",
+        "To resume them, sign in to the portal with the PUK from the sealed envelope and a new OTP device, or contact your operator.",
     ),
     // Password recovery
     ("portal_recovery_title", "I can't sign in"),

@@ -69,6 +69,31 @@ pub const IT: &[(&str, &str)] = &[
     ("portal_action_unblock", "Sblocca con il PUK"),
     ("portal_action_renew", "Rinnova"),
     ("portal_action_history", "Storico firme"),
+    ("portal_action_resume", "Riattiva"),
+    (
+        "portal_hint_emergency",
+        "Hai sospeso il certificato con il codice di emergenza. Per riattivarlo servono il PUK della sua busta cifrata e un nuovo dispositivo OTP.",
+    ),
+    (
+        "portal_resume_intro",
+        "Riattivazione dopo la sospensione d'emergenza del certificato",
+    ),
+    (
+        "portal_resume_choose",
+        "Scegli prima il nuovo dispositivo OTP: quello vecchio smetterà di funzionare. Poi confermerai con il suo codice e con il PUK della busta cifrata di questo certificato; tutti i certificati che hai sospeso saranno riattivati.",
+    ),
+    (
+        "portal_resume_puk_hint",
+        "Le 8 cifre del PUK nella busta cifrata di questo certificato. Dieci PUK errati lo bloccano per sempre.",
+    ),
+    (
+        "portal_resume_by_operator",
+        "Questo certificato è stato sospeso dall'operatore: solo l'operatore può riattivarlo.",
+    ),
+    (
+        "portal_done_resumed",
+        "Certificati riattivati e nuovo dispositivo OTP attivo: accedi di nuovo.",
+    ),
     ("portal_done_activated", "Certificato attivato: ora puoi firmare con il tuo PIN."),
     ("portal_done_pin", "PIN cambiato."),
     ("portal_done_unblocked", "PIN sbloccato: ora puoi firmare con il nuovo PIN."),
@@ -260,6 +285,31 @@ pub const EN: &[(&str, &str)] = &[
     ("portal_action_unblock", "Unblock with the PUK"),
     ("portal_action_renew", "Renew"),
     ("portal_action_history", "Signing history"),
+    ("portal_action_resume", "Resume"),
+    (
+        "portal_hint_emergency",
+        "You suspended this certificate with the emergency code. To resume it you need the PUK from its sealed envelope and a new OTP device.",
+    ),
+    (
+        "portal_resume_intro",
+        "Resuming after your emergency suspension: certificate",
+    ),
+    (
+        "portal_resume_choose",
+        "First choose the new OTP device: the old one will stop working. Then confirm with its code and the PUK from this certificate's sealed envelope; every certificate you suspended resumes.",
+    ),
+    (
+        "portal_resume_puk_hint",
+        "The 8-digit PUK in this certificate's sealed envelope. Ten wrong PUKs block it for good.",
+    ),
+    (
+        "portal_resume_by_operator",
+        "The operator suspended this certificate: only the operator can resume it.",
+    ),
+    (
+        "portal_done_resumed",
+        "Certificates resumed and the new OTP device is active: sign in again.",
+    ),
     (
         "portal_done_activated",
         "Certificate activated: you can now sign with your PIN.",

@@ -788,10 +788,16 @@ fn rss_mb(pid: Option<u32>) -> Option<(f64, f64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// Requests in flight per batch size. Enough that the HSM queue never runs dry while some
-/// requests wait on their audit commit (a WAL flush, ~1–2 ms, as long as the HSM work of a
+/// Requests in flight per batch size (`BENCH_CONCURRENCY` overrides it for every batch).
+/// Enough that the HSM queue never runs dry while some requests wait on their audit commit (a WAL flush, ~1–2 ms, as long as the HSM work of a
 /// P-256 batch of 100), and no more: p50 latency grows with every request queued behind.
 fn concurrency_for(batch: usize, workers: usize) -> usize {
+    if let Some(n) = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.max(1);
+    }
     match batch {
         1 => 32 * workers,
         2..=10 => 8 * workers,
@@ -974,8 +980,8 @@ async fn main() -> Result<()> {
         let mut ratio_by_batch = Vec::new();
         for &batch in &env.batches {
             let body = sign_body(&subject, &sad, algo, batch);
-            // Where batch 1's CPU goes, per request: the profile behind its ratio.
-            let account = algo == "ec-p256" && batch == 1;
+            // Where P-256's CPU goes, per request and per hash: the profile behind its ratios.
+            let account = algo == "ec-p256";
             let (mut cpu, mut cpu_seconds, mut answered) = (CpuTicks::default(), 0.0, 0usize);
             let figure = bracketed(
                 &env,
@@ -1024,20 +1030,32 @@ async fn main() -> Result<()> {
                               "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "errors": figure.errors }));
             ratio_by_batch.push((batch, ratio, sps));
             if account && answered > 0 {
-                // A tick is 10 ms of one core.
-                let us = |ticks: u64| ticks as f64 * 10_000.0 / answered as f64;
+                // A tick is 10 ms of one core. Per request at batch 1, per hash above.
+                let per = (answered * batch) as f64;
+                let us = |ticks: u64| ticks as f64 * 10_000.0 / per;
+                let r1 = |x: f64| (x * 10.0).round() / 10.0;
                 let total = cpu.hsm + cpu.gateway + cpu.redis + cpu.postgres + cpu.client;
                 let busy = total as f64 / 100.0 / cpu_seconds;
+                let what = if batch == 1 {
+                    "request".to_owned()
+                } else {
+                    format!("hash at batch {batch}")
+                };
                 println!(
-                    "  CPU per batch-1 request, µs: HSM threads {:.0}, rest of the gateway {:.0}, Redis {:.0}, \
-                     PostgreSQL {:.0}, load client {:.0}; total {:.0} ({busy:.2} cores busy)",
+                    "  CPU per {what}, µs: HSM threads {:.1}, rest of the gateway {:.1}, Redis {:.1}, \
+                     PostgreSQL {:.1}, load client {:.1}; total {:.1} ({busy:.2} cores busy)",
                     us(cpu.hsm), us(cpu.gateway), us(cpu.redis), us(cpu.postgres), us(cpu.client), us(total)
                 );
+                let key = if batch == 1 {
+                    "batch1_cpu_us_per_request".to_owned()
+                } else {
+                    format!("batch{batch}_cpu_us_per_hash")
+                };
                 extras.insert(
-                    "batch1_cpu_us_per_request".into(),
-                    json!({ "hsm_threads": us(cpu.hsm).round(), "gateway_other_threads": us(cpu.gateway).round(),
-                            "redis": us(cpu.redis).round(), "postgres": us(cpu.postgres).round(),
-                            "load_client": us(cpu.client).round(), "total": us(total).round(),
+                    key,
+                    json!({ "hsm_threads": r1(us(cpu.hsm)), "gateway_other_threads": r1(us(cpu.gateway)),
+                            "redis": r1(us(cpu.redis)), "postgres": r1(us(cpu.postgres)),
+                            "load_client": r1(us(cpu.client)), "total": r1(us(total)),
                             "cores_busy": (busy * 100.0).round() / 100.0 }),
                 );
             }

@@ -310,7 +310,8 @@ fn generate_pair(
 /// idle (half a batch of 1000 RSA-3072 hashes is 1.5 s of work). Up to 8 jobs per worker,
 /// taken from one queue, let the faster workers take more; each job signs at least 16 hashes
 /// (when there are that many per worker), so that its hand-off (a few µs) stays small next
-/// to its signatures.
+/// to its signatures. Only while a worker is free: under load [`Hsm::sign_batch`] sends the
+/// batch as one job.
 fn batch_ranges(n: usize, workers: usize) -> impl Iterator<Item = Range<usize>> {
     const MIN_PER_JOB: usize = 16;
     const JOBS_PER_WORKER: usize = 8;
@@ -504,7 +505,15 @@ impl Hsm {
         algo: SignAlgo,
         digests: Arc<Vec<Vec<u8>>>,
     ) -> Result<Vec<Vec<u8>>, HsmError> {
-        let jobs = batch_ranges(digests.len(), self.workers()).map(|range| {
+        // Under load the queue already holds a job for every worker: splitting this batch would
+        // buy no parallelism, only hand-offs and wake-ups. It goes as one job.
+        let n = digests.len();
+        let ranges: Vec<Range<usize>> = if self.queue_depth() >= self.workers() {
+            std::iter::once(0..n).collect()
+        } else {
+            batch_ranges(n, self.workers()).collect()
+        };
+        let jobs = ranges.into_iter().map(|range| {
             let (key_id, digests) = (key_id.clone(), digests.clone());
             self.run("sign", move |session, cache| {
                 let key = find(session, cache, ObjectClass::PRIVATE_KEY, PRIVATE, &key_id)?;

@@ -325,6 +325,8 @@ async fn resume(
     if !suspended.contains(&credential_id) {
         return Err(match credential.status {
             CredentialStatus::Suspended => EmergencyError::NotSubscriberSuspended,
+            // Its PUKs are spent (by a racing request, perhaps): the answer of a 10th wrong one.
+            CredentialStatus::Blocked => ActivationError::PukBlocked.into(),
             other => ActivationError::WrongState(other).into(),
         });
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::support::{assert_error, totp_codes, TestApp};
 
 /// The 6-digit code of the newest outbox message to `phone`.
-fn code_to(app: &TestApp, phone: &str) -> String {
+pub fn code_to(app: &TestApp, phone: &str) -> String {
     let outbox = std::fs::read_to_string(&app.config.otp.outbox_path).unwrap();
     let line = outbox
         .lines()

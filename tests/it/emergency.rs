@@ -487,8 +487,48 @@ async fn racing_wrong_puks_on_a_resume_get_at_most_ten_compared() {
     );
     assert_eq!(count("invalid_puk"), 9);
     assert_eq!(count("credential_blocked"), 7);
-    // Blocked for good: the right PUK does nothing now.
+    // Blocked for good: the right PUK does nothing now, and the certificate stays on hold.
     let got = resume(&app, &token, &credential.id, &credential.puk, &code).await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_error(&got, StatusCode::BAD_REQUEST, "credential_blocked");
     assert_eq!(status_of(&app, &credential.id).await, "blocked");
+    let client = app.services().db.get().await.unwrap();
+    let reason: Option<i16> = client
+        .query_one(
+            "SELECT reason FROM issued_certificates WHERE serial_number = $1",
+            &[&credential.serial_number],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, Some(6), "certificateHold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_subscriber_resumes_on_a_new_phone() {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let got = suspend(&app, &user.user_id, &credential.emergency_code).await;
+    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 1 })));
+    let new_phone = "+393335550123";
+    let res = app
+        .client
+        .post(format!("{}/api/v1/otp/sms", app.public))
+        .bearer_auth(&token)
+        .json(&json!({ "phone": new_phone, "password": user.password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let code = crate::devices::code_to(&app, new_phone);
+    let got = resume(&app, &token, &credential.id, &credential.puk, &code).await;
+    assert_eq!(got, (StatusCode::OK, json!({ "resumed": 1 })));
+    assert_eq!(status_of(&app, &credential.id).await, "inactive");
+    // The codes go to the new phone now.
+    let row = sigillo::db::repo::users::find(&app.services().db, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.phone, new_phone);
 }

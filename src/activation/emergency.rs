@@ -264,7 +264,7 @@ pub async fn emergency_suspend(
     Ok(count)
 }
 
-/// `POST /api/v1/emergency-resume`: the subscriber, signed in, lifts their emergency
+/// `POST /api/v1/credentials/{credential_id}/resume`: the subscriber, signed in, lifts their emergency
 /// suspension without the lost device: `puk` is the PUK of `credential_id` (one the subscriber
 /// suspended), `code` a code from the new OTP device staged by `POST /api/v1/otp/totp` or
 /// `/otp/sms`. The PUK stands in for the old device: it is counted like every PUK (10 wrong
@@ -317,9 +317,8 @@ async fn resume(
     code: &str,
     actor: &Operator,
 ) -> Result<Vec<Uuid>, EmergencyError> {
-    let credential = repo::credentials::find(&services.db, credential_id)
+    let credential = repo::credentials::find_owned(&services.db, credential_id, user_id)
         .await?
-        .filter(|c| c.user_id == user_id)
         .ok_or(ActivationError::CredentialNotFound)?;
     let suspended = repo::credentials::suspended_by_subscriber(&services.db, user_id).await?;
     if !suspended.contains(&credential_id) {

@@ -4,6 +4,13 @@
 //! A signHash's row also spends its SAD's durable record in the same statement: the commit,
 //! not Redis, is the authority on how many signatures a SAD may still give.
 //!
+//! A commit costs PostgreSQL about the same whether it carries one row or fifty (the WAL flush
+//! and the statement's start dominate), so the writer may wait a little for the rows of
+//! requests still on their way ([`Audit::expect`]): only while the HSM's queued work outlasts
+//! the wait plus the time the answered requests take to bring it more (about one commit), so
+//! holding answers back costs no signature; never when no such request is in flight (a lone
+//! request pays nothing); and at most `database.audit_linger_us`.
+//!
 //! The log is tamper-evident: every row is a link of a hash chain keyed in the HSM
 //! ([`chain`]), checked by `sigillo audit verify` ([`verify`]). Each writer (one per gateway
 //! process) keeps its own chain and holds its head, so a commit computes its links in memory
@@ -14,8 +21,9 @@ pub mod export;
 pub mod verify;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus::Histogram;
 use serde_json::Value;
@@ -63,6 +71,41 @@ type Pending = (AuditRecord, oneshot::Sender<Result<bool, String>>);
 pub struct Audit {
     tx: mpsc::Sender<Pending>,
     close: Arc<Closer>,
+    /// Requests that said their record is coming ([`Audit::expect`]) and have not sent it.
+    expected: Arc<AtomicUsize>,
+}
+
+/// How long a commit may wait for the records of requests in flight.
+pub struct Linger {
+    /// The longest wait; zero: commit at once.
+    pub max: Duration,
+    /// How long the HSM is busy with the work queued now: waiting that long is free (holding
+    /// answers back does not leave it idle). Asked before the wait and at least every
+    /// millisecond of it.
+    pub backlog: Box<dyn Fn() -> Duration + Send>,
+}
+
+/// A request's word that it will send a record soon: while any such word is outstanding, the
+/// writer holds a commit (up to its linger) for that record to join it. Kept until
+/// [`Expected::settle`] (the request is about to send) or drop (it returns without one).
+pub struct Expected {
+    expected: Arc<AtomicUsize>,
+    armed: AtomicBool,
+}
+
+impl Expected {
+    /// The record goes now (or never): the writer waits for it no longer.
+    pub fn settle(&self) {
+        if self.armed.swap(false, Ordering::AcqRel) {
+            self.expected.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        self.settle();
+    }
 }
 
 /// What [`Audit::drain`] needs: the signal to the writer and the writer's task.
@@ -72,21 +115,48 @@ struct Closer {
 }
 
 impl Audit {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: Db, metrics: &Metrics, key: Arc<ChainKey>) -> Audit {
+    /// Starts the writer task on the current runtime; a commit waits at most `linger.max` for
+    /// the records of requests in flight ([`Audit::expect`]), and no longer than the HSM's
+    /// backlog (`linger.backlog`).
+    pub fn start(db: Db, metrics: &Metrics, key: Arc<ChainKey>, linger: Linger) -> Audit {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
         let timing = (
             metrics.audit_commit_duration.clone(),
             metrics.audit_commit_rows.clone(),
         );
         let (signal, closed) = watch::channel(false);
-        let task = tokio::spawn(writer(db, key, rx, closed, timing));
+        let expected = Arc::new(AtomicUsize::new(0));
+        let queue = Queue {
+            rx,
+            closed,
+            expected: expected.clone(),
+            linger,
+            refill: Duration::ZERO,
+        };
+        let task = tokio::spawn(writer(db, key, queue, timing));
         Audit {
             tx,
             close: Arc::new(Closer {
                 signal,
                 task: Mutex::new(Some(task)),
             }),
+            expected,
+        }
+    }
+
+    /// Requests that announced a record and have not sent it yet.
+    pub fn outstanding(&self) -> usize {
+        self.expected.load(Ordering::Acquire)
+    }
+
+    /// Says that this request will send a record soon (a signHash, from its start to its
+    /// row): a commit that would leave without it waits a little for it, so that the rows of
+    /// concurrent requests share one commit instead of paying one each.
+    pub fn expect(&self) -> Expected {
+        self.expected.fetch_add(1, Ordering::AcqRel);
+        Expected {
+            expected: self.expected.clone(),
+            armed: AtomicBool::new(true),
         }
     }
 
@@ -159,11 +229,62 @@ impl Audit {
     }
 }
 
+/// The writer's side of the queue.
+struct Queue {
+    rx: mpsc::Receiver<Pending>,
+    closed: watch::Receiver<bool>,
+    expected: Arc<AtomicUsize>,
+    linger: Linger,
+    /// How long the last commit took: about how long the requests it answers take to come
+    /// back with more work for the HSM.
+    refill: Duration,
+}
+
+impl Queue {
+    /// The next records to commit, at least one (none: the queue is closed and empty). Once
+    /// one is in, waits while an announced record is outstanding, until the batch is full, the
+    /// linger is over or the HSM's backlog would run out before the answered requests refill it.
+    async fn next(&mut self, batch: &mut Vec<Pending>) -> usize {
+        let received = tokio::select! {
+            n = self.rx.recv_many(batch, MAX_BATCH) => n,
+            // Drain: no new record gets in; what is queued is still committed (after close,
+            // recv_many returns what is buffered, then 0).
+            () = async { drop(self.closed.wait_for(|c| *c).await) } => {
+                self.rx.close();
+                return self.rx.recv_many(batch, MAX_BATCH).await;
+            }
+        };
+        if received == 0 || self.linger.max.is_zero() {
+            return received;
+        }
+        let deadline = tokio::time::Instant::now() + self.linger.max;
+        let tick = Duration::from_millis(1);
+        while batch.len() < MAX_BATCH && self.expected.load(Ordering::Acquire) > 0 {
+            let now = tokio::time::Instant::now();
+            let free = (self.linger.backlog)().saturating_sub(self.refill);
+            let until = deadline.min(now + free);
+            // The timer ticks in milliseconds: a shorter wait would overrun what is free.
+            if until.saturating_duration_since(now) < tick {
+                break;
+            }
+            let room = MAX_BATCH - batch.len();
+            let closed = tokio::select! {
+                _ = self.rx.recv_many(batch, room) => false,
+                () = tokio::time::sleep(tick) => false,
+                () = async { drop(self.closed.wait_for(|c| *c).await) } => true,
+            };
+            if closed {
+                break;
+            }
+        }
+        batch.len()
+    }
+}
+
 async fn writer(
     db: Db,
     key: Arc<ChainKey>,
-    mut rx: mpsc::Receiver<Pending>,
-    mut closed: watch::Receiver<bool>,
+    mut queue: Queue,
     (duration, rows): (Histogram, Histogram),
 ) {
     let mut chain = Chain {
@@ -172,16 +293,7 @@ async fn writer(
     };
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
-        let received = tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-            // Drain: no new record gets in; what is queued is still committed below (after
-            // close, recv_many returns what is buffered, then 0).
-            () = async { drop(closed.wait_for(|c| *c).await) } => {
-                rx.close();
-                rx.recv_many(&mut batch, MAX_BATCH).await
-            }
-        };
-        if received == 0 {
+        if queue.next(&mut batch).await == 0 {
             break;
         }
         let started = Instant::now();
@@ -190,7 +302,8 @@ async fn writer(
             .append(&db, &key, &records)
             .await
             .map_err(|e| e.to_string());
-        duration.observe(started.elapsed().as_secs_f64());
+        queue.refill = started.elapsed();
+        duration.observe(queue.refill.as_secs_f64());
         rows.observe(batch.len() as f64);
         match &result {
             Err(e) => tracing::error!(error = %e, rows = batch.len(), "audit commit failed"),

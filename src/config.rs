@@ -248,6 +248,14 @@ pub struct DatabaseConfig {
     /// never change or remove them. Empty: the login of `url` is used as it is.
     #[serde(default)]
     pub runtime_role: String,
+    /// Longest wait of an audit commit for the rows of signHash requests still in flight
+    /// (µs; 0: commit at once). Concurrent rows then share one commit (one WAL flush).
+    #[serde(default = "default_audit_linger_us")]
+    pub audit_linger_us: u64,
+}
+
+fn default_audit_linger_us() -> u64 {
+    2000
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,11 +2,12 @@
 //! request, CLI command and test. No HTTP types here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::activation::sad::SadSeal;
 use crate::activation::PinVault;
 use crate::audit::chain::ChainKey;
-use crate::audit::Audit;
+use crate::audit::{Audit, Linger};
 use crate::auth::Tokens;
 use crate::ca::{Ca, CaError};
 use crate::config::Config;
@@ -139,7 +140,18 @@ impl Services {
         let tokens = Tokens::configured(&config.security, secrets.token_key());
         let mail = crate::mail::Mailer::new(&config.mail)?;
         let services = Services {
-            audit: Audit::start(db.clone(), &metrics, audit_chain.clone()),
+            audit: Audit::start(
+                db.clone(),
+                &metrics,
+                audit_chain.clone(),
+                Linger {
+                    max: Duration::from_micros(config.database.audit_linger_us),
+                    backlog: {
+                        let hsm = hsm.clone();
+                        Box::new(move || hsm.backlog())
+                    },
+                },
+            ),
             audit_chain,
             metrics,
             config,

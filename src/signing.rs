@@ -53,6 +53,8 @@ pub async fn sign_hash(
     cmd: SignHashCommand,
 ) -> Result<Vec<Vec<u8>>, SigningError> {
     let started = Instant::now();
+    // From here until its row goes, the audit writer may hold a commit for this request.
+    let expected = services.audit.expect();
     let metrics = &services.metrics;
     let hashes = Arc::new(cmd.hashes);
     metrics.sign_hash_batch.observe(hashes.len() as f64);
@@ -90,6 +92,7 @@ pub async fn sign_hash(
         Value::Object(detail)
     };
     let audit = |outcome, consumed| {
+        expected.settle();
         services.audit.record(
             &cmd.claims.sub,
             "signatures.signHash",
@@ -141,6 +144,7 @@ pub async fn sign_hash(
                 sad_id: consumed.sad_id,
                 count: i32::try_from(hashes.len()).unwrap_or(i32::MAX),
             };
+            expected.settle();
             services
                 .audit
                 .record_spend(

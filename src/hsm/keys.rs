@@ -1,11 +1,13 @@
 //! Key objects: generation (sensitive, non-extractable token keys labelled by their id),
 //! lookup by `CKA_ID` through the handle cache, signing, HMAC and AES-GCM sealing.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
@@ -22,7 +24,7 @@ use zeroize::Zeroizing;
 
 use super::error::{classify, HsmError};
 use super::mechanism::SignAlgo;
-use super::pool::{HandleCache, Hsm};
+use super::pool::{Backlog, HandleCache, Hsm};
 
 /// Key algorithms a credential (or the CA) can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -515,7 +517,10 @@ impl Hsm {
         };
         let jobs = ranges.into_iter().map(|range| {
             let (key_id, digests) = (key_id.clone(), digests.clone());
+            let queued = Queued::new(self.signing_backlog(), range.len());
             self.run("sign", move |session, cache| {
+                queued.start();
+                let started = Instant::now();
                 let key = find(session, cache, ObjectClass::PRIVATE_KEY, PRIVATE, &key_id)?;
                 let mechanism = algo.mechanism();
                 let mut input = Vec::with_capacity(128);
@@ -530,6 +535,7 @@ impl Hsm {
                         _ => raw,
                     });
                 }
+                queued.signed(started.elapsed());
                 Ok(out)
             })
         });
@@ -623,6 +629,41 @@ impl Hsm {
             Ok(())
         })
         .await
+    }
+}
+
+/// A sign job's signatures, counted in the HSM's backlog from queueing until a worker starts
+/// the job (or the job is dropped without running).
+struct Queued {
+    backlog: Arc<Backlog>,
+    n: usize,
+    waiting: Cell<bool>,
+}
+
+impl Queued {
+    fn new(backlog: Arc<Backlog>, n: usize) -> Queued {
+        backlog.queued(n);
+        Queued {
+            backlog,
+            n,
+            waiting: Cell::new(true),
+        }
+    }
+
+    fn start(&self) {
+        if self.waiting.replace(false) {
+            self.backlog.started(self.n);
+        }
+    }
+
+    fn signed(&self, took: Duration) {
+        self.backlog.signed(self.n, took);
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.start();
     }
 }
 

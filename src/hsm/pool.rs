@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -72,6 +72,47 @@ struct Inner {
     label_prefix: String,
     metrics: Option<HsmMetrics>,
     handles: Arc<HandleCache>,
+    backlog: Arc<Backlog>,
+}
+
+/// The signing work queued and not yet started, and how long one signature takes (a moving
+/// average over the jobs done): what [`Hsm::backlog`] estimates from.
+#[derive(Default)]
+pub(super) struct Backlog {
+    signatures: AtomicUsize,
+    nanos_per_signature: AtomicU64,
+}
+
+impl Backlog {
+    pub(super) fn queued(&self, n: usize) {
+        self.signatures.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// `n` queued signatures leave the queue (a worker takes their job, or it never ran).
+    pub(super) fn started(&self, n: usize) {
+        let _ = self
+            .signatures
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
+    }
+
+    /// A job signed `n` in `took`: the average moves an eighth of the way to it.
+    pub(super) fn signed(&self, n: usize, took: Duration) {
+        let Ok(n) = u64::try_from(n) else { return };
+        if n == 0 {
+            return;
+        }
+        let each = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX) / n;
+        let _ = self
+            .nanos_per_signature
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |avg| {
+                Some(match avg {
+                    0 => each,
+                    avg => avg - avg / 8 + each / 8,
+                })
+            });
+    }
 }
 
 /// One worker thread's state.
@@ -204,6 +245,7 @@ impl Hsm {
                 label_prefix: config.label_prefix.clone(),
                 metrics,
                 handles,
+                backlog: Arc::default(),
             }),
         })
     }
@@ -221,6 +263,20 @@ impl Hsm {
     /// Jobs waiting for a worker.
     pub fn queue_depth(&self) -> usize {
         self.inner.queue.len()
+    }
+
+    /// About how long the workers will be busy with the signatures queued now (none started
+    /// yet), at the speed of the recent jobs.
+    pub fn backlog(&self) -> Duration {
+        let b = &self.inner.backlog;
+        let queued = u64::try_from(b.signatures.load(Ordering::Acquire)).unwrap_or(u64::MAX);
+        let each = b.nanos_per_signature.load(Ordering::Acquire);
+        let workers = u64::try_from(self.inner.workers.max(1)).unwrap_or(1);
+        Duration::from_nanos(queued.saturating_mul(each) / workers)
+    }
+
+    pub(super) fn signing_backlog(&self) -> Arc<Backlog> {
+        self.inner.backlog.clone()
     }
 
     /// The handle cache shared by the workers.

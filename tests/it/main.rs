@@ -6,6 +6,7 @@
 mod activation;
 mod admin;
 mod audit_chain;
+mod audit_group;
 mod bootstrap;
 mod ca;
 mod chaos;

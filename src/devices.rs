@@ -348,6 +348,15 @@ async fn confirm_sms(
 }
 
 impl DeviceError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        match self {
+            DeviceError::CurrentFactor(e) | DeviceError::Otp(e) => e.is_limited(),
+            DeviceError::Auth(e) => e.is_limited(),
+            _ => false,
+        }
+    }
+
     /// The audit log's reason for a refused device change (never a secret).
     pub fn audit_reason(&self) -> &'static str {
         match self {

@@ -60,6 +60,13 @@ pub enum RenewalError {
     Certificate(#[from] openssl::error::ErrorStack),
 }
 
+impl RenewalError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        matches!(self, RenewalError::Factors(e) if e.is_limited())
+    }
+}
+
 fn coupon_hash(coupon: &str) -> Vec<u8> {
     sha256(coupon.trim().as_bytes()).to_vec()
 }

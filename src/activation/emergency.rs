@@ -60,6 +60,18 @@ pub enum EmergencyError {
     Device(#[from] DeviceError),
 }
 
+impl EmergencyError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        match self {
+            EmergencyError::Auth(e) => e.is_limited(),
+            EmergencyError::Activation(e) => e.is_limited(),
+            EmergencyError::Device(e) => e.is_limited(),
+            _ => false,
+        }
+    }
+}
+
 /// A fresh code, grouped for display (`XXXX-XXXX-XXXX`).
 pub fn new_code() -> String {
     let mut rng = rand::rngs::OsRng;

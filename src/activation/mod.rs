@@ -75,6 +75,13 @@ pub enum ActivationError {
     Sad(#[from] sad::SadError),
 }
 
+impl ActivationError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        matches!(self, ActivationError::Otp(e) if e.is_limited())
+    }
+}
+
 /// A new PIN (activation, change, unblock) must be exactly 8 digits.
 pub fn check_new_pin(new_pin: &str) -> Result<(), ActivationError> {
     if is_digits(new_pin, 8) {

@@ -57,3 +57,13 @@ pub enum AuthError {
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
 }
+
+impl AuthError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        matches!(
+            self,
+            AuthError::TooManyAttempts { .. } | AuthError::Busy { .. }
+        )
+    }
+}

@@ -44,6 +44,18 @@ pub enum RecoveryError {
     Audit(#[from] crate::audit::AuditError),
 }
 
+impl RecoveryError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        match self {
+            RecoveryError::TooManyRequests { .. } => true,
+            RecoveryError::Otp(e) => e.is_limited(),
+            RecoveryError::Auth(e) => e.is_limited(),
+            _ => false,
+        }
+    }
+}
+
 impl From<redis::RedisError> for RecoveryError {
     fn from(e: redis::RedisError) -> Self {
         RecoveryError::Kv(KvError(e))

@@ -138,6 +138,14 @@ pub struct Otp {
 }
 
 impl OtpError {
+    /// A spent budget (HTTP 429 on the API and on the portal's pages alike).
+    pub fn is_limited(&self) -> bool {
+        matches!(
+            self,
+            OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
+        )
+    }
+
     /// The audit log's word for a refusal by the OTP check: a spent guess budget is told
     /// apart from a wrong code.
     pub fn audit_outcome(&self) -> &'static str {

@@ -580,34 +580,18 @@ pub fn refusal(lang: Lang, failure: &Failure) -> Option<String> {
     Some(t(key))
 }
 
-/// The HTTP status of a refused form: 429 for a spent budget, else 400.
+/// The HTTP status of a refused form: 429 for a spent budget (whichever step spent it), else
+/// 400.
 pub fn refusal_status(failure: &Failure) -> StatusCode {
-    let limited = matches!(
-        failure,
-        Failure::Auth(AuthError::TooManyAttempts { .. } | AuthError::Busy { .. })
-            | Failure::Activation(ActivationError::Otp(
-                OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
-            ))
-            | Failure::Device(
-                DeviceError::Auth(AuthError::TooManyAttempts { .. })
-                    | DeviceError::Otp(OtpError::RateLimited { .. })
-                    | DeviceError::CurrentFactor(
-                        OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
-                    )
-            )
-            | Failure::Emergency(EmergencyError::Auth(
-                AuthError::TooManyAttempts { .. } | AuthError::Busy { .. }
-            ))
-            | Failure::Renewal(RenewalError::Factors(ActivationError::Otp(
-                OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
-            )))
-            | Failure::Recovery(
-                RecoveryError::TooManyRequests { .. }
-                    | RecoveryError::Otp(
-                        OtpError::RateLimited { .. } | OtpError::TooManyWrong { .. }
-                    )
-            )
-    );
+    let limited = match failure {
+        Failure::Auth(e) => e.is_limited(),
+        Failure::Activation(e) => e.is_limited(),
+        Failure::Device(e) => e.is_limited(),
+        Failure::Credential(_) => false,
+        Failure::Emergency(e) => e.is_limited(),
+        Failure::Recovery(e) => e.is_limited(),
+        Failure::Renewal(e) => e.is_limited(),
+    };
     if limited {
         StatusCode::TOO_MANY_REQUESTS
     } else {
@@ -630,6 +614,7 @@ pub fn done_notice(lang: Lang, done: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
     #[test]
     fn next_is_only_a_path_of_the_portal() {
@@ -654,6 +639,69 @@ mod tests {
         ] {
             assert_eq!(safe_next(Some(bad)), HOME, "{bad:?}");
         }
+    }
+
+    /// A page answers 429 exactly where the JSON API does, however deep the limit is wrapped
+    /// (the emergency resume's OTP limits answered 400 on the page).
+    #[test]
+    fn a_page_answers_429_where_the_api_does() {
+        let otp_limits: [fn() -> OtpError; 2] = [
+            || OtpError::RateLimited {
+                retry_after_secs: 30,
+            },
+            || OtpError::TooManyWrong {
+                retry_after_secs: 30,
+            },
+        ];
+        let auth_limits: [fn() -> AuthError; 2] = [
+            || AuthError::TooManyAttempts {
+                retry_after_secs: 30,
+            },
+            || AuthError::Busy {
+                retry_after_secs: 30,
+            },
+        ];
+        // (the page's failure, the API's answer to the same error)
+        let mut cases: Vec<(Failure, StatusCode)> = Vec::new();
+        for e in otp_limits {
+            let resume_code = || EmergencyError::Device(DeviceError::Otp(e()));
+            cases.push((
+                Failure::Emergency(resume_code()),
+                ApiError::from(resume_code()).status,
+            ));
+            let wrapped = || EmergencyError::Activation(ActivationError::Otp(e()));
+            cases.push((
+                Failure::Emergency(wrapped()),
+                ApiError::from(wrapped()).status,
+            ));
+            let current = || DeviceError::CurrentFactor(e());
+            cases.push((Failure::Device(current()), ApiError::from(current()).status));
+            let renewal = || RenewalError::Factors(ActivationError::Otp(e()));
+            cases.push((
+                Failure::Renewal(renewal()),
+                ApiError::from(renewal()).status,
+            ));
+            let recovery = || RecoveryError::Otp(e());
+            cases.push((
+                Failure::Recovery(recovery()),
+                ApiError::from(recovery()).status,
+            ));
+        }
+        for e in auth_limits {
+            let device = || DeviceError::Auth(e());
+            cases.push((Failure::Device(device()), ApiError::from(device()).status));
+            let emergency = || EmergencyError::Auth(e());
+            cases.push((
+                Failure::Emergency(emergency()),
+                ApiError::from(emergency()).status,
+            ));
+        }
+        for (failure, api) in cases {
+            assert_eq!(api, StatusCode::TOO_MANY_REQUESTS, "{failure:?}");
+            assert_eq!(refusal_status(&failure), api, "{failure:?}");
+        }
+        let wrong = Failure::Emergency(EmergencyError::Device(DeviceError::Otp(OtpError::Wrong)));
+        assert_eq!(refusal_status(&wrong), StatusCode::BAD_REQUEST);
     }
 
     #[test]

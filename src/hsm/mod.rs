@@ -8,10 +8,12 @@
 
 mod error;
 mod keys;
+mod locks;
 pub mod mechanism;
 mod pool;
 
 pub use error::HsmError;
 pub use keys::{with_object_store, KeyAlgo};
+pub use locks::created as module_mutexes;
 pub use mechanism::{HashAlg, KeyFamily, MechanismError, SignAlgo};
 pub use pool::{context, Hsm};

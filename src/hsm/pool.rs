@@ -165,10 +165,21 @@ pub fn context(module: &Path) -> Result<Pkcs11, HsmError> {
         return Ok(ctx.clone());
     }
     let ctx = Pkcs11::new(module).map_err(|e| module_err(e.to_string()))?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(module_err(e.to_string())),
+    // With our mutexes if the module takes them (`locks`); else, or if that found no
+    // function list, with OS locking as any PKCS#11 consumer does.
+    let initialised = super::locks::initialize(module).unwrap_or(false);
+    if !initialised {
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(module_err(e.to_string())),
+        }
     }
+    tracing::info!(
+        module = %module.display(),
+        gateway_mutexes = super::locks::created(),
+        "PKCS#11 module initialised (gateway_mutexes: how many of its mutexes are the \
+         gateway's; 0: it uses OS locking)"
+    );
     if contexts.is_empty() {
         // SAFETY: registers a plain `extern "C"` function with no captured state.
         unsafe {

@@ -362,3 +362,62 @@ async fn credential_keys_only_sign_and_only_with_their_signature_mechanisms() {
         }
     }
 }
+
+/// The module guards its state with the gateway's mutexes (`hsm::locks`), and signs right
+/// with them while threads meet on them: four sessions of their own sign with one credential's
+/// key at once (plus the gateway's workers, idle), and every signature verifies against the
+/// certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_takes_the_gateways_mutexes_and_signs_right_under_contention() {
+    use cryptoki::mechanism::Mechanism;
+    use openssl::bn::BigNum;
+    use openssl::ecdsa::EcdsaSig;
+
+    let app = TestApp::spawn().await;
+    assert!(
+        sigillo::hsm::module_mutexes() > 0,
+        "SoftHSM2 made no mutex with the gateway's functions: it runs on OS mutexes"
+    );
+    let user = app.create_user("sms").await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let id = Uuid::parse_str(&credential.id).unwrap();
+    let stored = repo::credentials::find(&app.services().db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let leaf = X509::from_der(&stored.cert_chain[0]).unwrap();
+    let public = leaf.public_key().unwrap().ec_key().unwrap();
+    let signers: Vec<_> = (0..4u8)
+        .map(|t| {
+            let id = *id.as_bytes();
+            std::thread::spawn(move || {
+                let session = session();
+                let key = objects(&session, ObjectClass::PRIVATE_KEY, &id)[0];
+                (0..50u8)
+                    .map(|i| {
+                        let digest = openssl::sha::sha256(&[t, i]);
+                        let raw = session.sign(&Mechanism::Ecdsa, key, &digest).unwrap();
+                        (digest, raw)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for signer in signers {
+        for (digest, raw) in signer.join().unwrap() {
+            let (r, s) = raw.split_at(raw.len() / 2);
+            let sig = EcdsaSig::from_private_components(
+                BigNum::from_slice(r).unwrap(),
+                BigNum::from_slice(s).unwrap(),
+            )
+            .unwrap();
+            assert!(
+                sig.verify(&digest, &public).unwrap(),
+                "a signature does not verify"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 200);
+}

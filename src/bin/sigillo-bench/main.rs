@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
@@ -913,10 +913,10 @@ async fn many_credentials(
     )
 }
 
+/// The module as the gateway initialises it (with its mutexes, `sigillo::hsm::context`): the
+/// raw figure is the HSM at its best in one process, not the HSM under OS mutexes.
 fn pkcs11(module: &Path) -> Result<Pkcs11> {
-    let ctx = Pkcs11::new(module)?;
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
-    Ok(ctx)
+    Ok(sigillo::hsm::context(module)?)
 }
 
 // One thread: the load generator must leave the cores to the gateway.

@@ -8,9 +8,9 @@
 //! the kernel and are woken by the other (a futex wait and wake, an inter-processor interrupt
 //! and, on a VM, an exit to the hypervisor), which costs far more than the work it guards: two
 //! threads signing P-256 in one process did no more than one (20.7k against 20.6k signatures
-//! per second), while two processes did 38.5k. Our mutex (`parking_lot`'s) spins briefly before
-//! it sleeps, so a collision costs a few hundred nanoseconds: the same two threads sign 29.8k
-//! per second. cryptoki's `CInitializeArgs` cannot carry mutex functions, so this calls the
+//! per second), while two processes did 38.5k. Our mutex (`parking_lot`'s, tried a few µs
+//! first) spins before it sleeps, so most collisions cost no sleep: the same two threads sign
+//! 31–33k per second. cryptoki's `CInitializeArgs` cannot carry mutex functions, so this calls the
 //! module's `C_Initialize` itself, before cryptoki's (which then finds the module initialised).
 
 use std::ffi::c_void;
@@ -94,11 +94,25 @@ unsafe extern "C" fn destroy_mutex(mutex: *mut c_void) -> CK_RV {
     CKR_OK
 }
 
+/// How often [`lock_mutex`] tries a taken mutex (a CPU pause between tries, a few µs in all)
+/// before it waits in `parking_lot` (which spins a little more, then sleeps). SoftHSM2 holds
+/// its mutexes for about that long: with these tries the gateway signed P-256 at batch 100
+/// ~6 % faster than with `parking_lot` alone (30.5k against 28.7k per second, means of
+/// alternating runs; 2,000 tries did no better, and waste more where the holder was
+/// descheduled).
+const TRIES_BEFORE_SLEEP: usize = 200;
+
 /// `LockMutex`: spins briefly, then sleeps until the mutex is free.
 unsafe extern "C" fn lock_mutex(mutex: *mut c_void) -> CK_RV {
     // SAFETY: a non-null handle is one `create_mutex` gave and `destroy_mutex` has not freed.
     match unsafe { mutex.cast::<RawMutex>().as_ref() } {
         Some(m) => {
+            for _ in 0..TRIES_BEFORE_SLEEP {
+                if m.try_lock() {
+                    return CKR_OK;
+                }
+                std::hint::spin_loop();
+            }
             m.lock();
             CKR_OK
         }

@@ -329,10 +329,12 @@ async fn resume(
     code: &str,
     actor: &Operator,
 ) -> Result<Vec<Uuid>, EmergencyError> {
+    // The list first, then the credential: one that left the list (blocked by racing wrong
+    // PUKs) is then read in its new state, never as the `suspended` it was before.
+    let suspended = repo::credentials::suspended_by_subscriber(&services.db, user_id).await?;
     let credential = repo::credentials::find_owned(&services.db, credential_id, user_id)
         .await?
         .ok_or(ActivationError::CredentialNotFound)?;
-    let suspended = repo::credentials::suspended_by_subscriber(&services.db, user_id).await?;
     if !suspended.contains(&credential_id) {
         return Err(match credential.status {
             CredentialStatus::Suspended => EmergencyError::NotSubscriberSuspended,

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, totp_codes, TestApp};
+use crate::support::{assert_error, totp_codes, TestApp, TestUser};
 
 /// The 6-digit code of the newest outbox message to `phone`.
 pub fn code_to(app: &TestApp, phone: &str) -> String {
@@ -21,6 +21,20 @@ pub fn code_to(app: &TestApp, phone: &str) -> String {
         .find(|w| w.len() == 6)
         .unwrap()
         .to_owned()
+}
+
+/// Stages `phone` as `user`'s new SMS device (as a device change starts: 202) and returns the
+/// code sent to it.
+pub async fn stage_phone(app: &TestApp, token: &str, user: &TestUser, phone: &str) -> String {
+    let (status, body) = app
+        .post(
+            "/api/v1/otp/sms",
+            Some(token),
+            json!({ "phone": phone, "password": user.password }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    code_to(app, phone)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,16 +161,7 @@ async fn an_sms_user_moves_to_an_app_and_back_to_a_new_phone() {
         )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
-    let res = app
-        .client
-        .post(format!("{}/api/v1/otp/sms", app.public))
-        .bearer_auth(&token)
-        .json(&json!({ "phone": new_phone, "password": user.password }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let sms = code_to(&app, new_phone);
+    let sms = stage_phone(&app, &token, &user, new_phone).await;
     let (_, next_app_code) = totp_codes(&uri2);
     let res = app
         .client

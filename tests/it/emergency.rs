@@ -12,7 +12,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_error, digests, env, random_suffix, test_config, totp_codes, Csc, TestApp, TestUser,
+    assert_error, digests, env, random_suffix, test_config, totp_codes, Csc, TestApp,
+    TestCredential, TestUser,
 };
 
 const ES256: &str = "1.2.840.10045.4.3.2";
@@ -316,6 +317,18 @@ async fn stage_app(app: &TestApp, token: &str, user: &TestUser) -> String {
     started["otpauth_uri"].as_str().unwrap().to_owned()
 }
 
+/// An SMS subscriber signed in (`token`) whose one P-256 signing credential (inactive) its own
+/// emergency code has suspended.
+async fn suspended_subscriber() -> (TestApp, TestUser, String, TestCredential) {
+    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
+    let user = app.create_user("sms").await;
+    let token = app.login(&user).await;
+    let credential = app.create_credential(&user, "ec-p256", "signing").await;
+    let got = suspend(&app, &user.user_id, &credential.emergency_code).await;
+    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 1 })));
+    (app, user, token, credential)
+}
+
 async fn status_of(app: &TestApp, id: &str) -> String {
     sigillo::db::repo::credentials::find(&app.services().db, id.parse().unwrap())
         .await
@@ -465,12 +478,7 @@ async fn the_subscriber_resumes_with_a_puk_and_a_new_app_and_the_old_phone_is_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_wrong_puks_on_a_resume_get_at_most_ten_compared() {
-    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
-    let user = app.create_user("sms").await;
-    let token = app.login(&user).await;
-    let credential = app.create_credential(&user, "ec-p256", "signing").await;
-    let got = suspend(&app, &user.user_id, &credential.emergency_code).await;
-    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 1 })));
+    let (app, user, token, credential) = suspended_subscriber().await;
     let uri = stage_app(&app, &token, &user).await;
     let (code, _) = totp_codes(&uri);
 
@@ -480,13 +488,17 @@ async fn racing_wrong_puks_on_a_resume_get_at_most_ten_compared() {
     });
     let results = futures_util::future::join_all(attempts).await;
     let count = |error: &str| results.iter().filter(|(_, b)| b["error"] == error).count();
+    let answers: Vec<String> = results
+        .iter()
+        .map(|(s, b)| format!("{} {}", s.as_u16(), b["error"]))
+        .collect();
     println!(
         "16 racing wrong PUKs: {} invalid_puk, {} credential_blocked",
         count("invalid_puk"),
         count("credential_blocked")
     );
-    assert_eq!(count("invalid_puk"), 9);
-    assert_eq!(count("credential_blocked"), 7);
+    assert_eq!(count("invalid_puk"), 9, "{answers:?}");
+    assert_eq!(count("credential_blocked"), 7, "{answers:?}");
     // Blocked for good: the right PUK does nothing now, and the certificate stays on hold.
     let got = resume(&app, &token, &credential.id, &credential.puk, &code).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "credential_blocked");
@@ -505,23 +517,9 @@ async fn racing_wrong_puks_on_a_resume_get_at_most_ten_compared() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_subscriber_resumes_on_a_new_phone() {
-    let app = TestApp::spawn_with(|c| c.otp.send_limit = 100).await;
-    let user = app.create_user("sms").await;
-    let token = app.login(&user).await;
-    let credential = app.create_credential(&user, "ec-p256", "signing").await;
-    let got = suspend(&app, &user.user_id, &credential.emergency_code).await;
-    assert_eq!(got, (StatusCode::OK, json!({ "suspended": 1 })));
+    let (app, user, token, credential) = suspended_subscriber().await;
     let new_phone = "+393335550123";
-    let res = app
-        .client
-        .post(format!("{}/api/v1/otp/sms", app.public))
-        .bearer_auth(&token)
-        .json(&json!({ "phone": new_phone, "password": user.password }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let code = crate::devices::code_to(&app, new_phone);
+    let code = crate::devices::stage_phone(&app, &token, &user, new_phone).await;
     let got = resume(&app, &token, &credential.id, &credential.puk, &code).await;
     assert_eq!(got, (StatusCode::OK, json!({ "resumed": 1 })));
     assert_eq!(status_of(&app, &credential.id).await, "inactive");

@@ -3,14 +3,16 @@
 //! UnlockMutex); a module that takes them guards its shared state (sessions, handles, object
 //! store, secure memory) with ours instead of plain OS mutexes.
 //!
-//! Why: SoftHSM2 takes several process-wide mutexes per signature for a few hundred
-//! nanoseconds each. With plain pthread mutexes two threads that meet on one go to sleep in
+//! Why: SoftHSM2 takes several process-wide mutexes per signature, each held only briefly.
+//! With plain pthread mutexes two threads that meet on one go to sleep in
 //! the kernel and are woken by the other (a futex wait and wake, an inter-processor interrupt
 //! and, on a VM, an exit to the hypervisor), which costs far more than the work it guards: two
 //! threads signing P-256 in one process did no more than one (20.7k against 20.6k signatures
 //! per second), while two processes did 38.5k. Our mutex (`parking_lot`'s, tried a few µs
 //! first) spins before it sleeps, so most collisions cost no sleep: the same two threads sign
-//! 31–33k per second. cryptoki's `CInitializeArgs` cannot carry mutex functions, so this calls the
+//! 31–33k per second. Only while the module's threads fit the cores (`pool::context` decides):
+//! spinning for a holder that is descheduled only burns the core it needs.
+//! cryptoki's `CInitializeArgs` cannot carry mutex functions, so this calls the
 //! module's `C_Initialize` itself, before cryptoki's (which then finds the module initialised).
 
 use std::ffi::c_void;

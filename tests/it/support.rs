@@ -668,7 +668,8 @@ impl TestApp {
 pub fn hsm_session() -> cryptoki::session::Session {
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
-    let ctx = sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE"))).unwrap();
+    let ctx =
+        sigillo::hsm::context(std::path::Path::new(&env("SIGILLO_TEST_HSM_MODULE")), 1).unwrap();
     let label = env("SIGILLO_TEST_HSM_TOKEN_LABEL");
     // SoftHSM2 reads the token's files for C_GetTokenInfo and may answer CKR_GENERAL_ERROR
     // while another process (a gateway of a parallel test) is writing them: ask again.

@@ -913,10 +913,11 @@ async fn many_credentials(
     )
 }
 
-/// The module as the gateway initialises it (with its mutexes, `sigillo::hsm::context`): the
-/// raw figure is the HSM at its best in one process, not the HSM under OS mutexes.
-fn pkcs11(module: &Path) -> Result<Pkcs11> {
-    Ok(sigillo::hsm::context(module)?)
+/// The module as the gateway initialises it for as many threads as its HSM pool
+/// (`sigillo::hsm::context`: with the gateway's mutexes up to one thread per core): the raw
+/// figure is the HSM as the gateway uses it.
+fn pkcs11(module: &Path, threads: usize) -> Result<Pkcs11> {
+    Ok(sigillo::hsm::context(module, threads)?)
 }
 
 // One thread: the load generator must leave the cores to the gateway.
@@ -951,7 +952,7 @@ async fn main() -> Result<()> {
         println!("report: {}", env.report.display());
         return Ok(());
     }
-    let ctx = pkcs11(&env.module)?;
+    let ctx = pkcs11(&env.module, env.workers)?;
     if std::env::var("BENCH_TSA").is_ok_and(|v| v == "1") {
         return tsa_bench(&client, &env, &ctx).await;
     }

@@ -26,29 +26,33 @@ use cryptoki_sys::{
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::RawMutex;
 
-/// Initialises `module` with the gateway's mutex functions. `Ok(true)`: the module took
-/// them (or was initialised already by this process); `Ok(false)`: it refused them (any
-/// return value but `CKR_OK`), and the caller initialises it with OS locking as before.
-/// `Err`: the module cannot be loaded or has no function list.
-pub(super) fn initialize(module: &Path) -> Result<bool, String> {
+/// Initialises `module` with the gateway's mutex functions; true if the module took them (or
+/// this process had initialised it already). False if it refused them (any answer but
+/// `CKR_OK`) or cannot be asked (no library, no function list): the caller then initialises it
+/// with OS locking, which reports what is wrong with the module.
+pub(super) fn initialize(module: &Path) -> bool {
     // SAFETY: loading a PKCS#11 module runs its initialisers, as any PKCS#11 consumer does;
     // cryptoki loads the same file, which the dynamic loader maps once per process.
-    let library = unsafe { libloading::Library::new(module) }.map_err(|e| e.to_string())?;
+    let Ok(library) = (unsafe { libloading::Library::new(module) }) else {
+        return false;
+    };
     let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
     // SAFETY: C_GetFunctionList has this signature in every PKCS#11 module.
-    let rv = unsafe {
-        let get: libloading::Symbol<unsafe extern "C" fn(*mut *mut CK_FUNCTION_LIST) -> CK_RV> =
-            library
-                .get(b"C_GetFunctionList\0")
-                .map_err(|e| e.to_string())?;
-        get(&mut list)
+    let listed = unsafe {
+        library
+            .get::<unsafe extern "C" fn(*mut *mut CK_FUNCTION_LIST) -> CK_RV>(
+                b"C_GetFunctionList\0",
+            )
+            .is_ok_and(|get| get(&mut list) == CKR_OK)
     };
-    if rv != CKR_OK || list.is_null() {
-        return Err(format!("C_GetFunctionList returned {rv:#x}"));
-    }
-    // SAFETY: the module returned a valid list, which lives as long as the library is loaded.
-    let Some(c_initialize) = (unsafe { (*list).C_Initialize }) else {
-        return Err("the function list has no C_Initialize".into());
+    let c_initialize = if listed && !list.is_null() {
+        // SAFETY: the module returned a valid list, which lives as long as the library is loaded.
+        unsafe { (*list).C_Initialize }
+    } else {
+        None
+    };
+    let Some(c_initialize) = c_initialize else {
+        return false;
     };
     let mut args = CK_C_INITIALIZE_ARGS {
         CreateMutex: Some(create_mutex),
@@ -64,7 +68,7 @@ pub(super) fn initialize(module: &Path) -> Result<bool, String> {
     // The module stays loaded for the life of the process: mutexes it created with our
     // functions live in it, and cryptoki's context (kept in the process-wide registry) uses it.
     std::mem::forget(library);
-    Ok(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
+    rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED
 }
 
 static CREATED: AtomicUsize = AtomicUsize::new(0);

@@ -174,10 +174,10 @@ pub fn context(module: &Path, threads: usize) -> Result<Pkcs11, HsmError> {
         return Ok(ctx.clone());
     }
     let ctx = Pkcs11::new(module).map_err(|e| module_err(e.to_string()))?;
-    // With our mutexes if the threads fit the cores and the module takes them (`locks`); else,
-    // or if that found no function list, with OS locking as any PKCS#11 consumer does.
-    let initialised =
-        threads <= threads_or_cores(0) && super::locks::initialize(module).unwrap_or(false);
+    // With our mutexes if the threads fit the cores and the module takes them (`locks`); else
+    // with OS locking, as any PKCS#11 consumer does.
+    let cores = threads_or_cores(0);
+    let initialised = threads <= cores && super::locks::initialize(module);
     if !initialised {
         match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}

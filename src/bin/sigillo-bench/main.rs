@@ -913,13 +913,6 @@ async fn many_credentials(
     )
 }
 
-/// The module as the gateway initialises it for as many threads as its HSM pool
-/// (`sigillo::hsm::context`: with the gateway's mutexes up to one thread per core): the raw
-/// figure is the HSM as the gateway uses it.
-fn pkcs11(module: &Path, threads: usize) -> Result<Pkcs11> {
-    Ok(sigillo::hsm::context(module, threads)?)
-}
-
 // One thread: the load generator must leave the cores to the gateway.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
@@ -952,7 +945,10 @@ async fn main() -> Result<()> {
         println!("report: {}", env.report.display());
         return Ok(());
     }
-    let ctx = pkcs11(&env.module, env.workers)?;
+    // The module as the gateway initialises it for as many threads as its HSM pool (with the
+    // gateway's mutexes up to one thread per core): the raw figure is the HSM as the gateway
+    // uses it.
+    let ctx = sigillo::hsm::context(&env.module, env.workers)?;
     if std::env::var("BENCH_TSA").is_ok_and(|v| v == "1") {
         return tsa_bench(&client, &env, &ctx).await;
     }
